@@ -1,7 +1,151 @@
-"""``edge:`` section — distillation, quantization and export (owned by the edge work)."""
+"""``edge:`` section — distillation, quantization and export (owned by the edge work).
+
+Every field has a default, so an environment without an ``edge:`` block gets the offline pipeline: the shipped
+bilingual sentiment set, a small BERT teacher trained from a config, a half-depth student, ONNX/TFLite/Core ML exports.
+Parity tolerances and gate limits are named constants here, so the docs, the code and the tests quote one number.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from config.base import Section
+
+# --- named constants (the defaults below and docs/EDGE.md quote these) -------------------------------------------
+#: Max |Δlogit| an FP32 ONNX export may differ from PyTorch on any validation example.
+ONNX_FP32_ATOL = 1e-3
+#: Max |Δlogit| an FP32 TFLite export may differ from PyTorch (XNNPACK reorders float sums, hence looser).
+TFLITE_FP32_ATOL = 5e-3
+#: INT8 variants are not bit-exact by design: they must agree with their FP32 source on this share of predictions.
+INT8_MIN_AGREEMENT = 0.95
+#: The reference guide's figure: a variant may lose at most this many accuracy points against its source.
+ACCURACY_GATE_POINTS = 2.0
+#: ONNX opsets the exporter and onnxruntime here both handle (torch.onnx dynamo exporter emits 18+).
+SUPPORTED_OPSETS = range(18, 24)
+DEFAULT_OPSET = 18
+
+Variant = Literal["onnx_fp32", "onnx_int8", "onnx_qdq", "tflite_fp32", "tflite_int8", "coreml"]
+ALL_VARIANTS: tuple[Variant, ...] = ("onnx_fp32", "onnx_int8", "onnx_qdq", "tflite_fp32", "tflite_int8", "coreml")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class EdgeDataConfig(Section):
+    """Where the labelled text comes from and how it is split."""
+
+    path: str | None = Field(
+        default=None,
+        description="CSV or JSONL file with a text and a label column; None = the shipped bilingual sentiment set",
+    )
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: list[str] = Field(default_factory=lambda: ["negative", "positive"], min_length=2)
+    validation_fraction: Fraction = 0.1
+    test_fraction: Fraction = 0.1
+    limit: PositiveInt | None = Field(default=None, description="use only the first N rows after shuffling (tests)")
+
+    @field_validator("path")
+    @classmethod
+    def _path_suffix(cls, v: str | None) -> str | None:
+        if v is not None and not v.endswith((".csv", ".jsonl")):
+            raise ValueError(f"path: {v!r} must be a .csv or .jsonl file")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"labels: {v!r} has duplicates; list each class once")
+        return v
+
+    @model_validator(mode="after")
+    def _fractions(self) -> EdgeDataConfig:
+        if self.validation_fraction + self.test_fraction >= 0.5:
+            raise ValueError("validation_fraction: validation + test must leave at least half the data for training")
+        return self
+
+
+class EdgeTeacherConfig(Section):
+    """The teacher: a hub checkpoint (e.g. ``bert-base-uncased``) or, offline, a small BERT built from this config."""
+
+    hub_id: str | None = Field(default=None, description="Hugging Face id to fine-tune; None = offline small BERT")
+    vocab_size: PositiveInt = 3000
+    hidden_size: PositiveInt = 256
+    num_layers: PositiveInt = 6
+    num_heads: PositiveInt = 4
+    intermediate_size: PositiveInt = 1024
+    epochs: PositiveInt = 3
+    learning_rate: float = Field(default=3e-4, gt=0)
+    batch_size: PositiveInt = 32
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> EdgeTeacherConfig:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"num_heads: {self.num_heads} must divide hidden_size {self.hidden_size}")
+        return self
+
+
+class EdgeStudentConfig(Section):
+    """The DistilBERT-style student: fewer layers copied from the teacher, trained on soft + hard targets."""
+
+    num_layers: PositiveInt | None = Field(default=None, description="None = half the teacher's layers")
+    temperature: float = Field(default=2.0, gt=0)
+    alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="weight of the soft-target KL loss")
+    hidden_loss_weight: float = Field(default=0.0, ge=0.0, description="weight of the hidden-state cosine loss")
+    epochs: PositiveInt = 4
+    learning_rate: float = Field(default=3e-4, gt=0)
+    batch_size: PositiveInt = 32
 
 
 class EdgeConfig(Section):
     """Settings for `make edge-export`."""
+
+    seed: int = 0
+    data: EdgeDataConfig = Field(default_factory=EdgeDataConfig)
+    teacher: EdgeTeacherConfig = Field(default_factory=EdgeTeacherConfig)
+    student: EdgeStudentConfig = Field(default_factory=EdgeStudentConfig)
+    max_seq_len: PositiveInt = Field(default=128, description="export / latency sequence length (TFLite is static)")
+    opset: int = DEFAULT_OPSET
+    variants: list[Variant] = Field(default_factory=lambda: list(ALL_VARIANTS), min_length=1)
+    calibration_samples: PositiveInt = 128
+    accuracy_gate_points: float = Field(default=ACCURACY_GATE_POINTS, ge=0.0)
+    onnx_fp32_atol: float = Field(default=ONNX_FP32_ATOL, gt=0)
+    tflite_fp32_atol: float = Field(default=TFLITE_FP32_ATOL, gt=0)
+    int8_min_agreement: float = Field(default=INT8_MIN_AGREEMENT, ge=0.0, le=1.0)
+    latency_warmup: PositiveInt = 10
+    latency_runs: PositiveInt = 100
+    out_dir: str = "edge/out"
+    cache_dir: str = "edge/.cache"
+
+    @field_validator("opset")
+    @classmethod
+    def _opset(cls, v: int) -> int:
+        if v not in SUPPORTED_OPSETS:
+            lo, hi = SUPPORTED_OPSETS.start, SUPPORTED_OPSETS.stop - 1
+            raise ValueError(f"opset: {v} is not supported; allowed {lo}..{hi}")
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_variants(cls, v: list[Variant]) -> list[Variant]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"variants: {v!r} lists a variant twice")
+        return v
+
+    @model_validator(mode="after")
+    def _student_smaller(self) -> EdgeConfig:
+        n = self.student.num_layers
+        if n is not None and n >= self.teacher.num_layers and self.teacher.hub_id is None:
+            raise ValueError(
+                f"student.num_layers: {n} must be smaller than teacher.num_layers {self.teacher.num_layers}"
+            )
+        if self.max_seq_len > 512:
+            raise ValueError(f"max_seq_len: {self.max_seq_len} exceeds BERT's 512 positions")
+        return self
+
+    def student_layers(self, teacher_layers: int) -> int:
+        """Number of student layers for a teacher of ``teacher_layers`` (half, at least one)."""
+        return self.student.num_layers if self.student.num_layers is not None else max(1, teacher_layers // 2)

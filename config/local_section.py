@@ -1,7 +1,173 @@
-"""``local:`` section — the on-prem gateway and its engines (owned by the local-stack work)."""
+"""``local:`` section — the on-prem OpenAI-compatible gateway and the engines behind it.
+
+Every field has a default so a config file without ``local:`` still validates. Engines come from a *profile*
+(``embedded`` on a laptop, ``gpu`` for the compose stack, ``dev`` = everything on Ollama) unless the profile is
+``custom``, in which case ``engines`` lists them explicitly.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from config.base import Section
+
+EngineKind = Literal["vllm", "sglang", "ollama", "embedded"]
+Role = Literal["default", "structured"]
+Profile = Literal["embedded", "gpu", "dev", "custom"]
+ENGINE_NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+MODEL_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
+SHA256_RE = r"^[0-9a-f]{64}$"
+TINY_MODEL_DIR = "local/.models/tiny-smoke-test-gpt2"
+TINY_MODEL_NAME = "tiny-smoke-test-gpt2"
+# Kinds whose server enforces response_format itself (guided decoding / Ollama ``format``).
+SCHEMA_ENFORCING_KINDS: frozenset[str] = frozenset({"vllm", "sglang", "ollama"})
+
+ModelName = Annotated[str, Field(pattern=MODEL_NAME_RE)]
+
+
+class EngineSpec(Section):
+    """One engine the gateway can send requests to."""
+
+    name: str = Field(pattern=ENGINE_NAME_RE, description="unique engine name used in metrics and error messages")
+    kind: EngineKind
+    base_url: str | None = Field(default=None, description="http(s)://host:port of the engine; not for embedded")
+    models: list[ModelName] = Field(min_length=1, description="public model names this engine serves")
+    upstream_models: dict[str, str] = Field(
+        default_factory=dict, description="public model name -> the engine's own name, when they differ"
+    )
+    roles: list[Role] = Field(default_factory=lambda: ["default"], min_length=1)
+    api_key_env: str | None = Field(default=None, description="environment variable holding the engine's API key")
+    connect_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    read_timeout_s: float = Field(default=120.0, gt=0, le=3600, description="max wait between two upstream reads")
+    max_connections: int = Field(default=512, ge=1, le=65536)
+    # embedded only
+    model_dir: str = Field(default=TINY_MODEL_DIR, description="embedded: model directory or hub id")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    load_in_4bit: bool = Field(default=False, description="embedded: bitsandbytes 4-bit (GPU only)")
+    max_batch_size: int = Field(default=16, ge=1, le=1024)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith("http://") or v.startswith("https://")):
+            raise ValueError(f"{v!r}: must start with http:// or https:// (e.g. http://127.0.0.1:8000)")
+        return v.rstrip("/") if v else v
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> EngineSpec:
+        if self.kind != "embedded" and not self.base_url:
+            raise ValueError(f"base_url: required for a {self.kind} engine (e.g. http://127.0.0.1:8000)")
+        if self.kind == "embedded" and self.base_url:
+            raise ValueError("base_url: an embedded engine runs in the gateway process; remove base_url")
+        unknown = sorted(set(self.upstream_models) - set(self.models))
+        if unknown:
+            raise ValueError(f"upstream_models: {unknown} not in models {self.models}")
+        return self
+
+    @property
+    def enforces_schema(self) -> bool:
+        """True when the engine itself constrains output to a JSON schema."""
+        return self.kind in SCHEMA_ENFORCING_KINDS
+
+    def upstream_model(self, model: str) -> str:
+        """The name the engine knows ``model`` by."""
+        return self.upstream_models.get(model, model)
+
+
+class KeySpec(Section):
+    """An API key, stored only as its SHA-256 (``sha256sum`` of the key, hex)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    sha256: str = Field(pattern=SHA256_RE, description="hex SHA-256 of the key; never put the key itself here")
+    rate_per_s: float | None = Field(default=None, gt=0, description="override of rate_limit.per_key_per_s")
+    burst: int | None = Field(default=None, ge=1)
+
+
+class RateLimitSpec(Section):
+    per_key_per_s: float = Field(default=20.0, gt=0, le=1_000_000, description="token-bucket refill, requests/s")
+    burst: int = Field(default=40, ge=1, le=1_000_000, description="bucket size, requests")
+
+
+class BreakerSpec(Section):
+    failure_threshold: int = Field(default=5, ge=1, le=1000, description="consecutive failures that open it")
+    cooldown_s: float = Field(default=10.0, gt=0, le=3600, description="open time before one probe request")
 
 
 class LocalConfig(Section):
     """Settings for `make local-up` and the OpenAI-compatible gateway."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    profile: Profile = Field(default="embedded", description="embedded | gpu | dev (all Ollama) | custom")
+    served_model: ModelName = Field(default="default", description="gpu/dev profiles: public model name")
+    vllm_url: str = "http://127.0.0.1:8000"
+    sglang_url: str = "http://127.0.0.1:30000"
+    ollama_url: str = "http://127.0.0.1:11434"
+    ollama_model: str = Field(default="llm-deploy", description="the Ollama model (see local/ollama/Modelfile)")
+    vllm_model: str = Field(default="default", description="--served-model-name of vLLM and SGLang in compose")
+    embedded: EngineSpec = EngineSpec(name="embedded", kind="embedded", models=[TINY_MODEL_NAME])
+    engines: list[EngineSpec] = Field(default_factory=list, description="profile custom: the engines")
+    keys: list[KeySpec] = Field(default_factory=list)
+    api_keys_file: str | None = Field(default=None, description="file with one key (or sha256:<hex>) per line")
+    rate_limit: RateLimitSpec = RateLimitSpec()
+    breaker: BreakerSpec = BreakerSpec()
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1_048_576)
+    structured_retries: int = Field(default=2, ge=0, le=10, description="re-asks when output fails its schema")
+    default_max_tokens: int = Field(default=256, ge=1, le=1_000_000)
+
+    @field_validator("vllm_url", "sglang_url", "ollama_url")
+    @classmethod
+    def _urls(cls, v: str) -> str:
+        if not (v.startswith("http://") or v.startswith("https://")):
+            raise ValueError(f"{v!r}: must start with http:// or https://")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _engines(self) -> LocalConfig:
+        if self.profile == "custom" and not self.engines:
+            raise ValueError("engines: profile 'custom' needs at least one engine")
+        if self.profile != "custom" and self.engines:
+            raise ValueError(f"engines: only used with profile 'custom' (profile is {self.profile!r})")
+        names = [e.name for e in self.engines]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"engines: duplicate engine names {dupes}")
+        return self
+
+    def resolved_engines(self) -> list[EngineSpec]:
+        """The engines for the chosen profile, in failover order."""
+        m = self.served_model
+        if self.profile == "custom":
+            return list(self.engines)
+        if self.profile == "embedded":
+            return [self.embedded]
+        ollama = EngineSpec(
+            name="ollama",
+            kind="ollama",
+            base_url=self.ollama_url,
+            models=[m],
+            upstream_models={m: self.ollama_model},
+            roles=["default", "structured"],
+        )
+        if self.profile == "dev":
+            return [ollama]
+        vllm = EngineSpec(
+            name="vllm",
+            kind="vllm",
+            base_url=self.vllm_url,
+            models=[m],
+            upstream_models={m: self.vllm_model},
+            api_key_env="VLLM_API_KEY",
+        )
+        sglang = EngineSpec(
+            name="sglang",
+            kind="sglang",
+            base_url=self.sglang_url,
+            models=[m],
+            upstream_models={m: self.vllm_model},
+            roles=["structured"],
+        )
+        return [vllm, sglang, ollama]

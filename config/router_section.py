@@ -1,7 +1,147 @@
-"""``router:`` section — the hybrid router Lambda and its HTTP API (owned by the hybrid work)."""
+"""``router:`` section — the hybrid router Lambda and its HTTP API (owned by the hybrid work).
+
+The CDK hybrid stack turns these values into the Lambda's environment variables (``ROUTER_*``); the runtime code in
+``router/`` reads only those variables and never imports this package.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from config.base import Section
+
+Policy = Literal["local_only", "redact_to_cloud"]
+Target = Literal["local", "cloud"]
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+# An HTTP API integration gives up after 30 s; the Lambda (and a failover that tries both targets) must end before.
+HTTP_API_INTEGRATION_LIMIT_S = 29.0
+
+
+class CustomPattern(Section):
+    """An extra sensitive-data regex (e.g. an internal customer number), matched case-sensitively."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="type reported when it matches, e.g. customer_no")
+    regex: str = Field(min_length=1, max_length=500)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            compiled = re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"is not a valid Python regular expression: {exc}") from None
+        if compiled.match("") is not None:
+            raise ValueError("matches the empty string; it would flag every request")
+        return v
+
+
+class CallerOverride(Section):
+    """Per-caller settings, keyed by the caller id (IAM user/role ARN or the JWT ``sub`` claim)."""
+
+    policy: Policy | None = None
+    complexity_threshold: float | None = Field(default=None, ge=0, le=1)
+    force_target: Target | None = Field(
+        default=None, description="always route this caller here; 'cloud' never applies to sensitive requests"
+    )
+
+
+class AuthorizerSection(Section):
+    """Who may call the router's HTTP API."""
+
+    type: Literal["iam", "jwt"] = "iam"
+    issuer: str | None = Field(default=None, description="JWT issuer URL (https://...), required for type jwt")
+    audience: list[str] = Field(default_factory=list, description="accepted JWT audiences, required for type jwt")
+
+    @model_validator(mode="after")
+    def _jwt_needs_issuer(self) -> AuthorizerSection:
+        if self.type == "jwt":
+            if not self.issuer or not self.issuer.startswith("https://"):
+                raise ValueError("issuer: required for authorizer type 'jwt' and must be an https:// URL")
+            if not self.audience:
+                raise ValueError("audience: give at least one audience for authorizer type 'jwt'")
+        return self
+
+
+class RouterVpcSection(Section):
+    """Attach the Lambda to existing private subnets that reach on-prem over VPN / Direct Connect."""
+
+    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(default_factory=list)
+    security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> RouterVpcSection:
+        if bool(self.subnet_ids) != bool(self.security_group_ids):
+            raise ValueError("subnet_ids / security_group_ids: give both (to attach the Lambda to a VPC) or neither")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.subnet_ids)
 
 
 class RouterConfig(Section):
     """Settings for the hybrid router."""
+
+    enabled: bool = Field(default=True, description="deploy the hybrid stack (router Lambda + HTTP API)")
+    policy: Policy = Field(
+        default="local_only",
+        description="local_only: sensitive requests stay on-prem (503 if it is down); "
+        "redact_to_cloud: complex sensitive requests go to the cloud with each value replaced by a placeholder",
+    )
+    complexity_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="score at or above which a request is complex (use `make router-calibrate`)"
+    )
+    custom_patterns: list[CustomPattern] = Field(default_factory=list)
+    custom_keywords: list[Annotated[str, Field(min_length=2, max_length=100)]] = Field(
+        default_factory=list, description="words that mark a request sensitive (matched case-insensitively)"
+    )
+    local_url: str = Field(
+        default="https://llm-gateway.internal.example:8443",
+        description="base URL of the on-prem OpenAI-compatible gateway (without /v1)",
+    )
+    local_timeout_s: float = Field(default=8.0, gt=0, le=25)
+    cloud_timeout_s: float = Field(default=20.0, gt=0, le=25)
+    breaker_failures: int = Field(default=3, ge=1, le=100, description="consecutive failures that open a breaker")
+    breaker_reset_s: float = Field(default=30.0, gt=0, le=3600, description="how long an open breaker skips a target")
+    max_body_bytes: int = Field(default=262144, ge=1024, le=6_000_000, description="larger request bodies get a 400")
+    default_max_tokens: int = Field(default=512, ge=1, le=32768, description="max_new_tokens when a request gives none")
+    allow_route_hint: bool = Field(default=True, description="honour the x-route: local|cloud request header")
+    caller_overrides: dict[str, CallerOverride] = Field(default_factory=dict)
+    authorizer: AuthorizerSection = AuthorizerSection()
+    vpc: RouterVpcSection = RouterVpcSection()
+    memory_mb: int = Field(default=512, ge=128, le=10240)
+    log_retention_days: int = Field(default=365)
+
+    @field_validator("local_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(:\d+)?(/[^\s]*)?$", v):
+            raise ValueError("must be an http(s) URL such as https://gateway.bank.internal:8443")
+        return v.rstrip("/")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{v} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return v
+
+    @model_validator(mode="after")
+    def _fits_http_api(self) -> RouterConfig:
+        total = self.local_timeout_s + self.cloud_timeout_s
+        if total > HTTP_API_INTEGRATION_LIMIT_S - 1:
+            raise ValueError(
+                f"local_timeout_s + cloud_timeout_s: {total:g} s; a failover tries both and must end within "
+                f"{HTTP_API_INTEGRATION_LIMIT_S - 1:g} s (the HTTP API gives up at 30 s)"
+            )
+        return self
+
+    @property
+    def lambda_timeout_s(self) -> int:
+        """The Lambda's timeout: both targets' timeouts plus a margin, below the HTTP API's 30 s."""
+        return int(min(HTTP_API_INTEGRATION_LIMIT_S, self.local_timeout_s + self.cloud_timeout_s + 1))

@@ -71,8 +71,13 @@ class ImageSection(Section):
     """Container image: a full URI, or an AWS Deep Learning Container repository + tag resolved per region offline."""
 
     uri: str | None = Field(default=None, description="full image URI; overrides repository/tag")
-    repository: str = Field(default="pytorch-inference", description="DLC repository in the region's DLC account")
-    tag: str = Field(default="2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker")
+    # The Hugging Face PyTorch inference DLC ships torch + transformers and runs a custom code/inference.py
+    # (model_fn/input_fn/predict_fn/output_fn), so the container needs no pip install at start-up, which matters
+    # because network isolation blocks it.
+    repository: str = Field(
+        default="huggingface-pytorch-inference", description="DLC repository in the region's DLC account"
+    )
+    tag: str = Field(default="2.6.0-transformers4.51.3-gpu-py312-cu124-ubuntu22.04")
 
     @field_validator("uri")
     @classmethod
@@ -157,6 +162,11 @@ class EndpointSection(Section):
     """The SageMaker real-time endpoint and its autoscaling."""
 
     enabled: bool = True
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9](-*[a-z0-9]){0,62}$",
+        description="endpoint name (clients call it by name); default llm-<environment>-<model.name>",
+    )
     instance_type: str = "ml.g5.2xlarge"
     variant_name: str = Field(default="AllTraffic", pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9]){0,62}$")
     min_instances: PositiveInt = 2
@@ -218,6 +228,10 @@ class DeploymentConfig(Section):
     local: LocalConfig = LocalConfig()
     router: RouterConfig = RouterConfig()
     edge: EdgeConfig = EdgeConfig()
+
+    @property
+    def endpoint_name(self) -> str:
+        return self.endpoint.name or f"llm-{self.environment}-{self.model.name}"[:63].rstrip("-")
 
     @model_validator(mode="after")
     def _model_fits_instance(self) -> DeploymentConfig:

@@ -1,0 +1,28 @@
+#!/usr/bin/env python3
+"""CDK entry point: `cdk synth -c env=prod` (or `make synth ENV=prod`). Reads the typed config once."""
+
+from __future__ import annotations
+
+import sys
+
+from aws_cdk import App
+
+from config import ConfigError, load_config
+from stacks.app_builder import build_app
+
+
+def main() -> int:
+    app = App()
+    env = app.node.try_get_context("env") or "dev"
+    try:
+        config = load_config(str(env))
+    except ConfigError as err:
+        print(f"config error:\n{err}", file=sys.stderr)
+        return 2
+    build_app(config, app)
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Embedded transformers engine: serves a local model directory inside the gateway process."""
