@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from aws_cdk import App
 
@@ -15,7 +17,9 @@ def main() -> int:
     app = App()
     env = app.node.try_get_context("env") or "dev"
     try:
-        config = load_config(str(env))
+        # LLM_DEPLOY_CONFIG_DIR points at another folder of <env>.yaml files (tests, private overlays).
+        config_dir = os.environ.get("LLM_DEPLOY_CONFIG_DIR")
+        config = load_config(str(env), Path(config_dir)) if config_dir else load_config(str(env))
     except ConfigError as err:
         print(f"config error:\n{err}", file=sys.stderr)
         return 2

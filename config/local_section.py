@@ -37,7 +37,7 @@ class EngineSpec(Section):
     upstream_models: dict[str, str] = Field(
         default_factory=dict, description="public model name -> the engine's own name, when they differ"
     )
-    roles: list[Role] = Field(default_factory=lambda: ["default"], min_length=1)
+    roles: list[Role] = Field(default_factory=lambda: list[Role](["default"]), min_length=1)
     api_key_env: str | None = Field(default=None, description="environment variable holding the engine's API key")
     connect_timeout_s: float = Field(default=2.0, gt=0, le=60)
     read_timeout_s: float = Field(default=120.0, gt=0, le=3600, description="max wait between two upstream reads")

@@ -17,7 +17,30 @@ Policy = Literal["local_only", "redact_to_cloud"]
 Target = Literal["local", "cloud"]
 
 # CloudWatch Logs accepts only these retention periods.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 # An HTTP API integration gives up after 30 s; the Lambda (and a failover that tries both targets) must end before.
 HTTP_API_INTEGRATION_LIMIT_S = 29.0
 
@@ -94,7 +117,10 @@ class RouterConfig(Section):
         "redact_to_cloud: complex sensitive requests go to the cloud with each value replaced by a placeholder",
     )
     complexity_threshold: float = Field(
-        default=0.5, ge=0, le=1, description="score at or above which a request is complex (use `make router-calibrate`)"
+        default=0.5,
+        ge=0,
+        le=1,
+        description="score at or above which a request is complex (use `make router-calibrate`)",
     )
     custom_patterns: list[CustomPattern] = Field(default_factory=list)
     custom_keywords: list[Annotated[str, Field(min_length=2, max_length=100)]] = Field(
@@ -128,7 +154,9 @@ class RouterConfig(Section):
     @classmethod
     def _retention(cls, v: int) -> int:
         if v not in LOG_RETENTION_DAYS:
-            raise ValueError(f"{v} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+            raise ValueError(
+                f"{v} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
         return v
 
     @model_validator(mode="after")

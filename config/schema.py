@@ -22,7 +22,9 @@ from config.sizing import fits, required_gib, suggest_instances, suggest_precisi
 Dtype = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
 Quantization = Literal["none", "awq", "gptq", "bnb-4bit", "bnb-8bit", "fp8"]
 NAME_RE = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$"
-SCHEDULE_RE = re.compile(r"^(cron\(([^ ]+ ){5}[^ ]+\)|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
+SCHEDULE_RE = re.compile(
+    r"^(cron\(([^ ]+ ){5}[^ ]+\)|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$"
+)
 ACCOUNT_RE = r"^\d{12}$"
 REGION_RE = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 
@@ -54,7 +56,9 @@ class ModelSection(Section):
     @classmethod
     def _key_shape(cls, v: str | None) -> str | None:
         if v is not None and (v.startswith("/") or v.startswith("s3://") or not v.endswith(".tar.gz")):
-            raise ValueError("must be a key inside the artifact bucket ending in .tar.gz, e.g. models/gpt2/<sha>/model.tar.gz")
+            raise ValueError(
+                "must be a key inside the artifact bucket ending in .tar.gz, e.g. models/gpt2/<sha>/model.tar.gz"
+            )
         return v
 
     @property
@@ -145,7 +149,9 @@ class VpcSection(Section):
             if not self.vpc_id:
                 raise ValueError("vpc_id: required when mode is 'existing'")
             if len(self.subnet_ids) < 2:
-                raise ValueError("subnet_ids: give at least 2 private subnets (in different AZs) when mode is 'existing'")
+                raise ValueError(
+                    "subnet_ids: give at least 2 private subnets (in different AZs) when mode is 'existing'"
+                )
             if len(self.availability_zones) != len(self.subnet_ids):
                 raise ValueError("availability_zones: give one AZ per subnet id when mode is 'existing'")
         return self
@@ -191,13 +197,17 @@ class EndpointSection(Section):
             raise ValueError(f"{v!r} is not a SageMaker instance type: expected ml.* (e.g. ml.g5.2xlarge)")
         if instance_table().get(v) is None:
             known = ", ".join(sorted(instance_table().instances))
-            raise ValueError(f"{v!r} is not in config/instances.yaml; known: {known} (add a row with its facts to use it)")
+            raise ValueError(
+                f"{v!r} is not in config/instances.yaml; known: {known} (add a row with its facts to use it)"
+            )
         return v
 
     @model_validator(mode="after")
     def _bounds(self) -> EndpointSection:
         if self.min_instances > self.max_instances:
-            raise ValueError(f"min_instances: {self.min_instances} > max_instances {self.max_instances}; need min <= max")
+            raise ValueError(
+                f"min_instances: {self.min_instances} > max_instances {self.max_instances}; need min <= max"
+            )
         for i, w in enumerate(self.scheduled_scaling):
             if w.min_instances > self.max_instances:
                 raise ValueError(
@@ -243,7 +253,9 @@ class DeploymentConfig(Section):
         if fits(inst, m.params_billions, m.dtype, m.quantization):
             return self
         need = required_gib(m.params_billions, m.dtype, m.quantization)
-        where = f"{inst.gpus} x {inst.gpu_memory_gib:g} GiB GPU" if inst.gpus else f"{inst.memory_gib:g} GiB host memory"
+        where = (
+            f"{inst.gpus} x {inst.gpu_memory_gib:g} GiB GPU" if inst.gpus else f"{inst.memory_gib:g} GiB host memory"
+        )
         precision = m.quantization if m.quantization != "none" else m.dtype
         options = [f"instance_type {n}" for n in suggest_instances(table, inst, need)]
         options += suggest_precisions(inst, m.params_billions, m.dtype)

@@ -57,7 +57,9 @@ def fits(instance: InstanceType, params_billions: float, dtype: str, quantizatio
 
 def suggest_instances(table: InstanceTable, current: InstanceType, need_gib: float, limit: int = 2) -> list[str]:
     """Cheapest instances that fit, same family first (``ml.g5.2xlarge`` -> ``ml.g5.12xlarge``)."""
-    candidates = [i for i in table.instances.values() if (i.gpus > 0) == (current.gpus > 0) and usable_gib(i) >= need_gib]
+    candidates = [
+        i for i in table.instances.values() if (i.gpus > 0) == (current.gpus > 0) and usable_gib(i) >= need_gib
+    ]
     candidates.sort(key=lambda i: (i.family != current.family, i.usd_per_hour))
     return [i.name for i in candidates[:limit]]
 

@@ -28,7 +28,7 @@ CORPUS = [
     "Write a Python function that sorts a list.",
     "你好，请问今天的天气怎么样？",
     "写一首关于秋天的诗。我的银行卡丢了怎么办？",
-    "The answer is 42. JSON: {\"name\": \"Zhang San\", \"age\": 28}",
+    'The answer is 42. JSON: {"name": "Zhang San", "age": 28}',
 ] * 20
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
@@ -64,9 +64,10 @@ def _train_tokenizer(out: Path) -> None:
 
 def _build_model(out: Path, arch: str, vocab_size: int, eos_id: int) -> None:
     import torch
-    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, PretrainedConfig
 
     torch.manual_seed(SEED)
+    config: PretrainedConfig
     if arch == "gpt2":
         config = GPT2Config(
             vocab_size=vocab_size,

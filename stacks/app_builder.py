@@ -65,7 +65,7 @@ def _build_hybrid(app: App, config: DeploymentConfig, endpoint: EndpointStack, k
         return None
     if not getattr(config.router, "enabled", True):
         return None
-    return HybridStack(  # type: ignore[no-any-return]
+    return HybridStack(
         app,
         stack_name(config, "hybrid"),
         config=config,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_kms as kms
@@ -28,7 +27,10 @@ class ArtifactsStack(Stack):
         )
         names = export_names(config.environment)
         CfnOutput(
-            self, "BucketName", value=self.storage.bucket.bucket_name, export_name=names.bucket_name,
+            self,
+            "BucketName",
+            value=self.storage.bucket.bucket_name,
+            export_name=names.bucket_name,
             description="make upload BUCKET=...",
         )
         CfnOutput(self, "BucketArn", value=self.storage.bucket.bucket_arn, export_name=names.bucket_arn)

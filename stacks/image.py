@@ -9,7 +9,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.region_info import FactName
 from constructs import Construct
 
-
 PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
 
 
@@ -48,4 +47,3 @@ def resolve_image(scope: Construct, uri: str | None, repository: str, tag: str) 
         image_uri=f"{account}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{repository}:{tag}",
         repository_arn=f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{account}:repository/{repository}",
     )
-

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aws_cdk import Duration, TimeZone
+from aws_cdk import Aws, Duration, TimeZone
 from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -50,7 +51,14 @@ class EndpointAutoscaling(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.resource_id = f"endpoint/{endpoint_name}/variant/{variant_name}"
-        # No role given: Application Auto Scaling uses its SageMaker service-linked role.
+        # Application Auto Scaling acts through its SageMaker service-linked role; naming it stops CDK from
+        # creating an unused role of its own.
+        service_linked_role = iam.Role.from_role_arn(
+            self,
+            "ServiceLinkedRole",
+            f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/aws-service-role/"
+            "sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+        )
         self.target = appscaling.ScalableTarget(
             self,
             "Target",
@@ -59,6 +67,7 @@ class EndpointAutoscaling(Construct):
             scalable_dimension=SCALABLE_DIMENSION,
             min_capacity=props.min_instances,
             max_capacity=props.max_instances,
+            role=service_linked_role,
         )
         self.target.scale_to_track_metric(
             "InvocationsPerInstance",

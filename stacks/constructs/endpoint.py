@@ -71,7 +71,9 @@ class SageMakerEndpoint(Construct):
         self.endpoint_name = props.endpoint_name
         self.variant_name = props.variant_name
         stack = Stack.of(self)
-        self.endpoint_arn = stack.format_arn(service="sagemaker", resource="endpoint", resource_name=props.endpoint_name)
+        self.endpoint_arn = stack.format_arn(
+            service="sagemaker", resource="endpoint", resource_name=props.endpoint_name
+        )
 
         self.role = iam.Role(
             self,
@@ -242,5 +244,6 @@ class SageMakerEndpoint(Construct):
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """Allow ``grantee`` to invoke this endpoint (and its streaming API) and nothing else."""
-        return iam.Grant.add_to_principal(grantee=grantee, actions=list(INVOKE_ACTIONS), resource_arns=[self.endpoint_arn])
-
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=list(INVOKE_ACTIONS), resource_arns=[self.endpoint_arn]
+        )
