@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup test test-fast lint fmt synth diff deploy review clean lock
+.PHONY: help setup test lint fmt synth diff deploy review clean distclean lock config-docs
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -36,8 +36,8 @@ lock: ## re-resolve requirements/core.in into requirements/core.lock (needs PyPI
 	rm -rf .venv-lock && python3 -m venv .venv-lock && .venv-lock/bin/pip install -q torch==2.13.0 && .venv-lock/bin/pip install -q -r requirements/core.in
 	.venv-lock/bin/pip freeze | grep -v '^-e' > requirements/core.lock.tmp && mv requirements/core.lock.tmp requirements/core.lock && rm -rf .venv-lock
 
-test: setup ## run the whole offline test suite
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: setup ## run the whole offline test suite (core, then edge in its own venv)
+	$(PY) -m pytest --ignore=tests/edge $(PYTEST_ARGS)
 
 lint: .venv/.stamp ## ruff check + ruff format --check + mypy
 	$(PY) -m ruff check .
@@ -60,6 +60,9 @@ deploy: setup ## cdk deploy for ENV (needs AWS credentials and `cdk bootstrap`)
 
 review: synth ## write cdk.out/REVIEW.md for an ops reviewer (resources, IAM, nag, scaling, cost, changes)
 	$(PY) -m stacks.review --env $(ENV) --assembly cdk.out/$(ENV) --out cdk.out/REVIEW.md
+
+config-docs: .venv/.stamp ## regenerate docs/CONFIG.md from the typed config
+	$(PY) -m config.reference > docs/CONFIG.md.tmp && mv docs/CONFIG.md.tmp docs/CONFIG.md
 
 clean: ## remove build outputs (keeps .venv and node_modules; `make distclean` removes those too)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -86,20 +86,35 @@ def load_config(env: str, config_dir: Path = CONFIG_DIR) -> DeploymentConfig:
 def update_config_value(path: Path, dotted: str, value: str) -> None:
     """Set one scalar in a config file atomically (used by `make upload` to record the artifact key).
 
-    Re-validates the whole file before replacing it, so a bad write never lands.
+    Round-trips the YAML so comments and key order survive, re-validates the whole result before replacing the
+    file, and writes through a temp file + rename, so a bad or interrupted write never lands.
     """
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    from ruamel.yaml import YAML
+
+    rt = YAML()
+    rt.preserve_quotes = True
+    data = rt.load(path.read_text(encoding="utf-8"))
     node = data
     parts = dotted.split(".")
     for p in parts[:-1]:
-        node = node.setdefault(p, {})
+        if p not in node:
+            node[p] = {}
+        node = node[p]
     node[parts[-1]] = value
-    parse_config(data, str(path))
+    parse_config(yaml.safe_load(_dump(rt, data)), str(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True)
+            f.write(_dump(rt, data))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _dump(rt: Any, data: Any) -> str:
+    import io
+
+    buf = io.StringIO()
+    rt.dump(data, buf)
+    return buf.getvalue()

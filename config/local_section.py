@@ -48,6 +48,10 @@ class EngineSpec(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     load_in_4bit: bool = Field(default=False, description="embedded: bitsandbytes 4-bit (GPU only)")
     max_batch_size: int = Field(default=16, ge=1, le=1024)
+    # The KV cache holds max_input_tokens + max_new_tokens per sequence; the default fits the smoke-test model's
+    # 1024 positions. Raise both for a real model.
+    max_input_tokens: int = Field(default=768, ge=1, le=131_072, description="embedded: longest prompt accepted")
+    max_new_tokens: int = Field(default=256, ge=1, le=131_072, description="embedded: cap on max_tokens")
 
     @field_validator("base_url")
     @classmethod

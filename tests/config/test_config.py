@@ -163,3 +163,20 @@ def test_sections_are_independent_copies(prod: dict[str, Any]) -> None:
     prod["endpoint"]["max_instances"] = 12
     b = parse_config(prod)
     assert (a.endpoint.max_instances, b.endpoint.max_instances) == (10, 12)
+
+
+def test_config_reference_is_up_to_date() -> None:
+    from config.reference import render_reference
+
+    assert (REPO / "docs" / "CONFIG.md").read_text(encoding="utf-8") == render_reference(), (
+        "docs/CONFIG.md is stale: run `make config-docs`"
+    )
+
+
+def test_update_config_value_keeps_comments(tmp_path: Path) -> None:
+    p = tmp_path / "prod.yaml"
+    p.write_text((REPO / "config" / "prod.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    update_config_value(p, "model.artifact_key", "models/gpt2-large/feedbeef/model.tar.gz")
+    text = p.read_text(encoding="utf-8")
+    assert "# 7 years, a common banking retention" in text
+    assert "artifact_key: models/gpt2-large/feedbeef/model.tar.gz" in text
