@@ -330,3 +330,21 @@ def test_cdk_cli_synth_rejects_a_bad_config_with_its_message(tmp_path: Path) -> 
     )
     assert proc.returncode != 0
     assert "endpoint.instance_type: a 13B model at fp16 needs" in proc.stderr
+
+
+def test_existing_vpc_is_used_without_lookups_and_stays_nag_clean() -> None:
+    data = yaml.safe_load((REPO / "config" / "dev.yaml").read_text())
+    data["endpoint"]["vpc"] = {
+        "mode": "existing",
+        "vpc_id": "vpc-0123456789abcdef0",
+        "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+        "availability_zones": ["us-east-1a", "us-east-1b"],
+    }
+    built = build_app(parse_config(data))
+    built.app.synth()
+    assert built.endpoint is not None
+    t = Template.from_stack(built.endpoint)
+    model = only(t, "AWS::SageMaker::Model")["Properties"]
+    assert model["VpcConfig"]["Subnets"] == ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+    t.resource_count_is("AWS::EC2::VPC", 0)
+    t.has_resource_properties("AWS::EC2::SecurityGroup", {"VpcId": "vpc-0123456789abcdef0"})
