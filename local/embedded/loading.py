@@ -1,0 +1,129 @@
+"""Resolving device/dtype from settings and loading the model and tokenizer from a local directory."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from local.embedded.attention import use_slot_attention
+from local.embedded.errors import EngineSetupError
+from local.embedded.settings import EmbeddedSettings
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how the model runs, resolved once from the settings and the machine."""
+
+    device: torch.device
+    dtype: torch.dtype
+    compile: bool
+    load_in_4bit: bool
+
+
+def resolve_placement(settings: EmbeddedSettings) -> Placement:
+    """Check the settings against this machine and pick device, dtype and whether to compile.
+
+    Args:
+        settings: the engine settings.
+    Returns:
+        the resolved placement.
+    Raises:
+        EngineSetupError: cuda requested without a GPU, 4-bit without bitsandbytes or CUDA, missing model files.
+    """
+    model_dir = settings.model_dir
+    if not (model_dir / "config.json").is_file():
+        raise EngineSetupError(
+            f"model_dir: {str(model_dir)!r} has no config.json; point it at a transformers model directory "
+            "(or build the smoke-test model: python -m model_packages.tiny_model DIR)"
+        )
+    cuda = torch.cuda.is_available()
+    if settings.device == "cuda" and not cuda:
+        raise EngineSetupError("device: 'cuda' requested but torch sees no CUDA GPU; use 'auto' or 'cpu'")
+    device = torch.device("cuda" if settings.device == "cuda" or (settings.device == "auto" and cuda) else "cpu")
+    if settings.load_in_4bit:
+        if device.type != "cuda":
+            raise EngineSetupError("load_in_4bit: bitsandbytes 4-bit needs a CUDA GPU; none is visible")
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise EngineSetupError("load_in_4bit: needs the bitsandbytes package (pip install bitsandbytes)")
+    if settings.dtype != "auto":
+        dtype = _DTYPES[settings.dtype]
+    elif device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        dtype = torch.float32
+    if settings.load_in_4bit:
+        dtype = torch.bfloat16
+    if device.type == "cpu" and dtype == torch.float16:
+        raise EngineSetupError("dtype: float16 is not supported on cpu; use float32 or bfloat16")
+    compile_step = settings.compile == "on" or (
+        settings.compile == "auto" and device.type == "cuda" and not settings.load_in_4bit
+    )
+    return Placement(device=device, dtype=dtype, compile=compile_step, load_in_4bit=settings.load_in_4bit)
+
+
+def load_model_and_tokenizer(settings: EmbeddedSettings, placement: Placement) -> tuple[Any, Any]:
+    """Load the causal LM and its tokenizer from ``settings.model_dir`` onto ``placement.device``.
+
+    Returns:
+        ``(model, tokenizer)``, the model in eval mode.
+    Raises:
+        EngineSetupError: the directory does not hold a causal LM transformers can load.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"dtype": placement.dtype}
+    if settings.attn_implementation in ("sdpa", "eager"):
+        kwargs["attn_implementation"] = settings.attn_implementation
+    if placement.load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        # The reference guide's configuration: NF4 weights, bfloat16 matmuls.
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
+        kwargs["device_map"] = {"": placement.device.index or 0}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(settings.model_dir)
+        model = AutoModelForCausalLM.from_pretrained(settings.model_dir, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise EngineSetupError(f"model_dir: cannot load a causal LM from {str(settings.model_dir)!r}: {exc}") from exc
+    if not placement.load_in_4bit:
+        model = model.to(placement.device)  # type: ignore[arg-type]  # transformers' stub types .to() narrowly
+    model.eval()
+    if settings.attn_implementation == "slot" or (
+        settings.attn_implementation == "auto" and placement.device.type == "cuda"
+    ):
+        use_slot_attention(model)
+    return model, tokenizer
+
+
+def served_model_name(settings: EmbeddedSettings) -> str:
+    """The name clients use: the setting, else the smoke-test marker's name, else the directory name."""
+    if settings.model_name:
+        return settings.model_name
+    marker = Path(settings.model_dir) / "SMOKE_TEST_MODEL.json"
+    if marker.is_file():
+        try:
+            name = json.loads(marker.read_text(encoding="utf-8")).get("name")
+        except (OSError, ValueError):
+            name = None
+        if isinstance(name, str) and name:
+            return name
+    return Path(settings.model_dir).resolve().name
+
+
+def eos_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """Token ids that end a sequence: the generation config's ``eos_token_id`` (int or list) and the tokenizer's."""
+    ids: set[int] = set()
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (gen_eos, getattr(tokenizer, "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(v for v in value if isinstance(v, int))
+    return frozenset(ids)
