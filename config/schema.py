@@ -75,13 +75,10 @@ class ImageSection(Section):
     """Container image: a full URI, or an AWS Deep Learning Container repository + tag resolved per region offline."""
 
     uri: str | None = Field(default=None, description="full image URI; overrides repository/tag")
-    # The Hugging Face PyTorch inference DLC ships torch + transformers and runs a custom code/inference.py
-    # (model_fn/input_fn/predict_fn/output_fn), so the container needs no pip install at start-up, which matters
-    # because network isolation blocks it.
-    repository: str = Field(
-        default="huggingface-pytorch-inference", description="DLC repository in the region's DLC account"
-    )
-    tag: str = Field(default="2.6.0-transformers4.51.3-gpu-py312-cu124-ubuntu22.04")
+    # The PyTorch inference DLC runs code/inference.py through the SageMaker inference toolkit and installs
+    # code/requirements.txt at start-up; with network isolation, build the package with WHEELS= (docs/PACKAGING.md).
+    repository: str = Field(default="pytorch-inference", description="DLC repository in the region's DLC account")
+    tag: str = Field(default="2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker")
 
     @field_validator("uri")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aws_cdk import ArnFormat, Aws, Stack
+from aws_cdk import Annotations, ArnFormat, Aws, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -129,6 +129,11 @@ class SageMakerEndpoint(Construct):
             vpc_config=vpc_config,
             enable_network_isolation=props.network_isolation,
         )
+        if props.network_isolation:
+            Annotations.of(self).add_info(
+                "Network isolation is on: the container cannot pip-install code/requirements.txt, so build the "
+                "package with `make package ... WHEELS=<dir>` (docs/PACKAGING.md) or use an image that has them."
+            )
         # The role's policy must exist before SageMaker validates the model against it.
         self.model.node.add_dependency(self.policy)
 

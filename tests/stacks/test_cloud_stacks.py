@@ -132,7 +132,7 @@ def test_model_is_isolated_in_the_vpc_and_image_is_resolved_per_region(endpoint_
     assert len(model["VpcConfig"]["Subnets"]) == 2
     image = json.dumps(model["PrimaryContainer"]["Image"])
     assert "Fn::FindInMap" in image  # DLC account from CDK region facts, not a literal account id
-    assert "huggingface-pytorch-inference" in image
+    assert "/pytorch-inference:" in image
     assert "models/gpt2-large/model.tar.gz" in json.dumps(model["PrimaryContainer"]["ModelDataUrl"])
     assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
 
@@ -165,7 +165,7 @@ def test_execution_role_reads_only_the_model_prefix(endpoint_t: Template) -> Non
     assert s3_reads[0]["Action"] == "s3:GetObject"
     assert json.dumps(s3_reads[0]["Resource"]).endswith('"/models/gpt2-large/*"]]}')
     ecr = next(s for s in statements if "ecr:BatchGetImage" in s["Action"])
-    assert "repository/huggingface-pytorch-inference" in json.dumps(ecr["Resource"])
+    assert "repository/pytorch-inference" in json.dumps(ecr["Resource"])
     logs = [s for s in statements if "logs:PutLogEvents" in json.dumps(s["Action"])]
     assert "/aws/sagemaker/Endpoints/llm-prod-gpt2-large" in json.dumps(logs[0]["Resource"])
     metrics = next(s for s in statements if s["Action"] == "cloudwatch:PutMetricData")

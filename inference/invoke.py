@@ -1,0 +1,334 @@
+"""Call a SageMaker endpoint (or moto, or the local container-contract server) with retries and readable errors.
+
+    python -m inference.invoke --endpoint NAME "prompt" [--max-new-tokens 64] [--endpoint-url http://127.0.0.1:8080]
+    python -m inference.invoke --endpoint NAME --stream "prompt"     # containers that stream (LMI, TGI)
+
+Python API::
+
+    client = EndpointClient("my-endpoint", region="us-east-1")
+    result = client.generate("Hello", max_new_tokens=32)   # -> Generation(text=..., completion_tokens=...)
+    for chunk in client.stream("Hello"): ...
+
+Throttling and transient errors (429/503, ThrottlingException, ServiceUnavailable, a container answering 429/503,
+connection resets) are retried with capped exponential backoff and full jitter; a read timeout is not retried, because
+the endpoint may still be generating and a retry would double the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+JSON_TYPE = "application/json"
+RETRYABLE_CODES = {
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalDependencyException",
+}
+RETRYABLE_STATUS = {429, 502, 503, 504}
+
+
+class InvokeError(Exception):
+    """An invocation failed; ``status`` is the HTTP status (the container's, for model errors) when known."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The handler's response: scalars for one prompt, lists for a list."""
+
+    text: str | list[str]
+    prompt_tokens: int | list[int] | None
+    completion_tokens: int | list[int] | None
+    finish_reason: str | list[str] | None
+    raw: dict[str, Any]
+
+
+def _container_message(original: str) -> str:
+    """The container's error text: our handler puts an OpenAI error body on the first line, a traceback after."""
+    first = original.split("\n", 1)[0]
+    try:
+        body = json.loads(first)
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            return str(body["error"].get("message") or first)
+    except json.JSONDecodeError:
+        pass
+    return first[:500]
+
+
+class EndpointClient:
+    """A small client over boto3 ``sagemaker-runtime`` for one endpoint."""
+
+    def __init__(
+        self,
+        endpoint_name: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        timeout_s: float = 60.0,
+        connect_timeout_s: float = 5.0,
+        max_attempts: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 20.0,
+        client: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Create the client.
+
+        Args:
+            endpoint_name: the SageMaker endpoint name.
+            region: AWS region (default from the environment/profile).
+            endpoint_url: override the runtime URL (moto, the local server, a VPC endpoint).
+            timeout_s: read timeout for one attempt (generation can be slow; SageMaker's own limit is 60 s).
+            max_attempts: total attempts for retryable errors (1 disables retries).
+            client: an existing boto3 sagemaker-runtime client (then region/endpoint_url/timeouts are ignored).
+        Raises:
+            ValueError: a bad argument, naming it.
+        """
+        if not endpoint_name:
+            raise ValueError("endpoint_name: required")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts: {max_attempts} must be >= 1")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s: {timeout_s} must be > 0")
+        self.endpoint_name = endpoint_name
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self._sleep = sleep
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            # botocore's own retries are off: this class retries, so attempts are counted once and logged clearly.
+            config = Config(
+                read_timeout=timeout_s,
+                connect_timeout=connect_timeout_s,
+                retries={"total_max_attempts": 1, "mode": "standard"},
+            )
+            session = boto3.session.Session(region_name=region)
+            client = session.client("sagemaker-runtime", endpoint_url=endpoint_url, config=config)
+        self.client = client
+
+    # -- error handling -------------------------------------------------------------------------------------------
+
+    def _classify(self, err: Exception) -> tuple[bool, InvokeError]:
+        """(retryable, readable error) for a botocore exception."""
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ReadTimeoutError,
+        )
+
+        name = self.endpoint_name
+        if isinstance(err, NoCredentialsError):
+            return False, InvokeError(
+                "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/SECRET", code="NoCredentials"
+            )
+        if isinstance(err, ReadTimeoutError):
+            return False, InvokeError(
+                f"endpoint {name!r} did not answer within {self.timeout_s:g} s (read timeout)", code="Timeout"
+            )
+        if isinstance(err, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError):
+            return True, InvokeError(f"cannot reach the sagemaker-runtime endpoint: {err}", code="ConnectionError")
+        if isinstance(err, ClientError):
+            e = err.response.get("Error", {})
+            code = str(e.get("Code", ""))
+            msg = str(e.get("Message", ""))
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "ModelError":
+                original_status = err.response.get("OriginalStatusCode")
+                detail = _container_message(str(err.response.get("OriginalMessage", msg)))
+                retry = original_status in RETRYABLE_STATUS
+                return retry, InvokeError(f"model returned {original_status}: {detail}", original_status, code)
+            if code == "ValidationError" and "not found" in msg.lower():
+                return False, InvokeError(
+                    f"endpoint {name!r} not found (check the name and region): {msg}", status, code
+                )
+            if code in {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException"}:
+                return False, InvokeError(
+                    f"not allowed to invoke {name!r} (needs sagemaker:InvokeEndpoint): {msg}", status, code
+                )
+            if code == "ModelNotReadyException":
+                return True, InvokeError(f"endpoint {name!r} is not ready yet: {msg}", status, code)
+            retry = code in RETRYABLE_CODES or status in RETRYABLE_STATUS
+            return retry, InvokeError(f"{code or 'error'} ({status}) from endpoint {name!r}: {msg}", status, code)
+        return False, InvokeError(f"{type(err).__name__}: {err}")
+
+    def _call(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        last: InvokeError | None = None
+        for attempt in range(self.max_attempts):
+            try:
+                return fn(EndpointName=self.endpoint_name, **kwargs)
+            except Exception as err:
+                retry, readable = self._classify(err)
+                last = readable
+                if not retry or attempt + 1 == self.max_attempts:
+                    break
+                delay = random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2**attempt))  # noqa: S311
+                print(f"retrying in {delay:.2f} s after: {readable}", file=sys.stderr)
+                self._sleep(delay)
+        assert last is not None
+        if self.max_attempts > 1 and last.code in RETRYABLE_CODES | {"ModelNotReadyException"}:
+            raise InvokeError(f"{last} (gave up after {self.max_attempts} attempts)", last.status, last.code)
+        raise last
+
+    # -- API ------------------------------------------------------------------------------------------------------
+
+    def invoke_json(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST ``payload`` as JSON and return the decoded JSON response.
+
+        Raises:
+            InvokeError: transport, AWS or model error (after retries), or a response that is not a JSON object.
+        """
+        resp = self._call(
+            self.client.invoke_endpoint, Body=json.dumps(payload).encode(), ContentType=JSON_TYPE, Accept=JSON_TYPE
+        )
+        body = resp["Body"].read()
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InvokeError(f"endpoint {self.endpoint_name!r} answered non-JSON: {body[:200]!r}") from None
+        if not isinstance(data, dict):
+            raise InvokeError(f"endpoint {self.endpoint_name!r} answered {type(data).__name__}, expected an object")
+        return data
+
+    def generate(self, inputs: str | list[str], **parameters: Any) -> Generation:
+        """Generate for one prompt or a list (batched by the container in one ``generate`` call).
+
+        Args:
+            inputs: a prompt or a list of prompts.
+            parameters: max_new_tokens, temperature, top_p, top_k, do_sample, repetition_penalty, stop, seed, ...
+        Raises:
+            InvokeError: see :meth:`invoke_json`; also when the response lacks ``generated_text``.
+        """
+        payload: dict[str, Any] = {"inputs": inputs}
+        if parameters:
+            payload["parameters"] = parameters
+        data = self.invoke_json(payload)
+        if "generated_text" not in data:
+            raise InvokeError(f"endpoint {self.endpoint_name!r} response has no generated_text: {str(data)[:200]}")
+        return Generation(
+            text=data["generated_text"],
+            prompt_tokens=data.get("prompt_tokens"),
+            completion_tokens=data.get("completion_tokens"),
+            finish_reason=data.get("finish_reason"),
+            raw=data,
+        )
+
+    def stream(self, inputs: str, **parameters: Any) -> Iterator[str]:
+        """Stream text chunks from a container that streams (``invoke_endpoint_with_response_stream``).
+
+        The payload carries ``"stream": true`` (the LMI/TGI convention). Chunks are the container's bytes decoded as
+        UTF-8 (a multi-byte character split across chunks is held back until complete).
+
+        Raises:
+            InvokeError: the request failed, or the stream reported ModelStreamError/InternalStreamFailure.
+        """
+        payload: dict[str, Any] = {"inputs": inputs, "stream": True}
+        if parameters:
+            payload["parameters"] = parameters
+        resp = self._call(
+            self.client.invoke_endpoint_with_response_stream,
+            Body=json.dumps(payload).encode(),
+            ContentType=JSON_TYPE,
+            Accept="application/jsonlines",
+        )
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        for event in resp["Body"]:
+            if "PayloadPart" in event:
+                text = decoder.decode(event["PayloadPart"].get("Bytes", b""))
+                if text:
+                    yield text
+            elif "ModelStreamError" in event:
+                e = event["ModelStreamError"]
+                raise InvokeError(
+                    f"model stream error {e.get('ErrorCode')}: {e.get('Message')}", code="ModelStreamError"
+                )
+            elif "InternalStreamFailure" in event:
+                raise InvokeError(
+                    f"stream failed: {event['InternalStreamFailure'].get('Message')}", code="InternalStreamFailure"
+                )
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+
+def _parameters(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name in ("max_new_tokens", "temperature", "top_p", "top_k", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            params[name] = value
+    if args.stop:
+        params["stop"] = args.stop
+    return params
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Invoke a SageMaker LLM endpoint with one prompt.")
+    ap.add_argument("prompt", nargs="+", help="the prompt (several prompts are sent as one batched list)")
+    ap.add_argument("--endpoint", required=True, help="endpoint name")
+    ap.add_argument("--endpoint-url", help="runtime URL override: moto or the local server (http://127.0.0.1:8080)")
+    ap.add_argument("--region", help="AWS region (default from the environment/profile)")
+    ap.add_argument("--max-new-tokens", type=int)
+    ap.add_argument("--temperature", type=float)
+    ap.add_argument("--top-p", type=float)
+    ap.add_argument("--top-k", type=int)
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--stop", action="append", help="stop sequence (repeatable)")
+    ap.add_argument("--timeout", type=float, default=60.0, help="read timeout per attempt in seconds (default 60)")
+    ap.add_argument("--attempts", type=int, default=5, help="attempts on throttling/transient errors (default 5)")
+    ap.add_argument("--stream", action="store_true", help="use invoke_endpoint_with_response_stream")
+    ap.add_argument("--json", action="store_true", help="print the whole JSON response")
+    args = ap.parse_args(argv)
+    try:
+        client = EndpointClient(
+            args.endpoint,
+            region=args.region,
+            endpoint_url=args.endpoint_url,
+            timeout_s=args.timeout,
+            max_attempts=args.attempts,
+        )
+        if args.stream:
+            for chunk in client.stream(" ".join(args.prompt), **_parameters(args)):
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+            return 0
+        inputs: str | list[str] = args.prompt[0] if len(args.prompt) == 1 else list(args.prompt)
+        result = client.generate(inputs, **_parameters(args))
+    except (InvokeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.raw, ensure_ascii=False, indent=2))
+    elif isinstance(result.text, list):
+        for text in result.text:
+            print(text)
+    else:
+        print(result.text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
