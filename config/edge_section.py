@@ -77,7 +77,7 @@ class EdgeTeacherConfig(Section):
     num_layers: PositiveInt = 6
     num_heads: PositiveInt = 4
     intermediate_size: PositiveInt = 1024
-    epochs: PositiveInt = 3
+    epochs: PositiveInt = 5
     learning_rate: float = Field(default=3e-4, gt=0)
     batch_size: PositiveInt = 32
 
@@ -116,7 +116,7 @@ class EdgeConfig(Section):
     tflite_fp32_atol: float = Field(default=TFLITE_FP32_ATOL, gt=0)
     int8_min_agreement: float = Field(default=INT8_MIN_AGREEMENT, ge=0.0, le=1.0)
     latency_warmup: PositiveInt = 10
-    latency_runs: PositiveInt = 100
+    latency_runs: PositiveInt = 200
     out_dir: str = "edge/out"
     cache_dir: str = "edge/.cache"
 

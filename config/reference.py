@@ -1,6 +1,6 @@
 """Generate the config reference (docs/CONFIG.md) from the pydantic model, so docs never drift from code.
 
-    python -m config.reference > docs/CONFIG.md      (or `make config-docs`)
+python -m config.reference > docs/CONFIG.md      (or `make config-docs`)
 """
 
 from __future__ import annotations
@@ -49,10 +49,7 @@ def _type_name(tp: Any) -> str:
 def _default(info: FieldInfo) -> str:
     if info.default is PydanticUndefined and info.default_factory is None:
         return "**required**"
-    if info.default_factory is not None:
-        value = info.default_factory()  # type: ignore[call-arg]
-    else:
-        value = info.default
+    value = info.default_factory() if info.default_factory is not None else info.default  # type: ignore[call-arg]
     if isinstance(value, BaseModel):
         return ""
     return f"`{json.dumps(value, ensure_ascii=False)}`"

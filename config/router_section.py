@@ -141,6 +141,8 @@ class RouterConfig(Section):
     authorizer: AuthorizerSection = AuthorizerSection()
     vpc: RouterVpcSection = RouterVpcSection()
     memory_mb: int = Field(default=512, ge=128, le=10240)
+    throttle_rate_per_s: int = Field(default=100, ge=1, le=10000, description="HTTP API steady-state request rate")
+    throttle_burst: int = Field(default=200, ge=1, le=5000, description="HTTP API burst")
     log_retention_days: int = Field(default=365)
 
     @field_validator("local_url")

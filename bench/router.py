@@ -1,0 +1,140 @@
+"""Router benchmark: decision latency at 256 B / 4 KB / 64 KB, cold import time, quality on the dev set.
+
+``python -m bench.router`` prints a table and writes ``bench/out/router.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from router.handler import Router
+from router.protocol import parse_request
+from router.settings import Settings
+
+SIZES = {"256B": 256, "4KB": 4096, "64KB": 65536}
+RUNS = {"256B": 3000, "4KB": 2000, "64KB": 200}
+IMPORT_RUNS = 7
+OUT = Path("bench/out/router.json")
+DEV = Path("tests/data/router_dev.jsonl")
+# Bank customer-service text, English and Chinese, with look-alikes (rates, amounts, versions, hotline) but no PII,
+# so every detector runs its full pass and nothing short-circuits.
+BASES = {
+    "mixed": (
+        "Hello, I have been a customer of your bank for many years and I really appreciate the service at the branch. "
+        "我想咨询一下信用卡的年费政策，还有积分兑换的规则。The interest rate is 3.85% and my limit is 50,000 CNY. "
+        "Could you tell me the opening hours of the branch on Saturday? 另外，手机银行的转账限额是多少？ Version 2.3.1 "
+        "of the app, hotline 95588, order ORD20231128001234. "
+    ),
+    "english": (
+        "Hello, I have been a customer of your bank for many years and I really appreciate the service at the branch. "
+        "I would like to ask about the annual fee of the credit card and the rules for redeeming points. The interest "
+        "rate is 3.85% and my limit is 50,000 USD. Could you tell me the opening hours of the branch on Saturday? "
+        "Also, what is the transfer limit in the mobile app? Version 2.3.1 of the app, hotline 95588, order "
+        "ORD20231128001234. "
+    ),
+}
+
+
+def prompt(size: int, kind: str = "mixed") -> str:
+    """A prompt of ``size`` UTF-8 bytes (at most) made of the ``kind`` base text."""
+    base = BASES[kind]
+    text = base * (size // len(base.encode()) + 1)
+    while len(text.encode()) > size:
+        text = text[:-1]
+    return text
+
+
+def decision_latency(router: Router, kind: str) -> dict[str, dict[str, float]]:
+    out = {}
+    for label, size in tqdm(SIZES.items(), desc=f"decision latency ({kind})"):
+        req = parse_request(json.dumps({"messages": [{"role": "user", "content": prompt(size, kind)}]}).encode())
+        for _ in range(20):
+            router.decide(req)
+        samples = []
+        for _ in range(RUNS[label]):
+            t0 = time.perf_counter_ns()
+            router.decide(req)
+            samples.append((time.perf_counter_ns() - t0) / 1000)
+        samples.sort()
+        out[label] = {
+            "bytes": size,
+            "p50_us": round(statistics.median(samples), 1),
+            "p99_us": round(samples[int(len(samples) * 0.99) - 1], 1),
+        }
+    return out
+
+
+def import_time_ms() -> dict[str, float]:
+    totals = []
+    for _ in tqdm(range(IMPORT_RUNS), desc="cold import"):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import router.handler"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        line = [x for x in proc.stderr.splitlines() if re.search(r"\|\s+router\.handler$", x)][-1]
+        totals.append(int(line.split("|")[1]) / 1000)
+    boto = subprocess.run(
+        [sys.executable, "-c", "import sys, router.handler; print('boto3' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return {
+        "median_ms": round(statistics.median(totals), 1),
+        "max_ms": round(max(totals), 1),
+        "boto3_imported": boto == "True",
+    }
+
+
+def quality() -> dict[str, float]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "router.evaluate", str(DEV)], capture_output=True, text=True, check=True
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    router = Router(Settings())
+    lat = {kind: decision_latency(router, kind) for kind in BASES}
+    imp = import_time_ms()
+    q = quality()
+    print(f"\n{'text':>8} {'prompt':>6} {'p50 µs':>9} {'p99 µs':>9} {'p50 / 256B':>11}  {'µs per KB (p50)':>15}")
+    for kind, rows in lat.items():
+        base = rows["256B"]["p50_us"]
+        for label, r in rows.items():
+            per_kb = r["p50_us"] / (r["bytes"] / 1024)
+            print(
+                f"{kind:>8} {label:>6} {r['p50_us']:>9.1f} {r['p99_us']:>9.1f} {r['p50_us'] / base:>11.1f}  {per_kb:>15.1f}"
+            )
+    print(
+        f"cold import of router.handler: median {imp['median_ms']} ms, max {imp['max_ms']} ms (boto3 imported: {imp['boto3_imported']})"
+    )
+    print(f"dev set: {json.dumps(q)}")
+    result = {
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        "decision": lat,
+        "import": imp,
+        "quality": q,
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    tmp = OUT.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(OUT)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+# Hybrid router (issue 5): quality, calibration, benchmark, tests. See docs/HYBRID.md.
+ROUTER_DEV ?= tests/data/router_dev.jsonl
+.PHONY: router-eval router-calibrate bench-router test-router
+
+router-eval: .venv/.stamp ## route the labelled dev set and print pii_recall / target_accuracy / cloud_share
+	$(PY) -m router.evaluate $(ROUTER_DEV)
+
+router-calibrate: .venv/.stamp ## pick the complexity threshold from the dev set (ROUTER_CLOUD_SHARE=0.3 to aim at a share)
+	$(PY) -m router.calibrate $(ROUTER_DEV) $(if $(ROUTER_CLOUD_SHARE),--target-cloud-share $(ROUTER_CLOUD_SHARE))
+
+bench-router: .venv/.stamp ## decision latency 256B/4KB/64KB, cold import time, dev-set quality -> bench/out/router.json
+	$(PY) -m bench.router
+
+test-router: .venv/.stamp ## the router's tests only
+	$(PY) -m pytest tests/router -q

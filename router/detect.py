@@ -1,0 +1,759 @@
+"""Sensitive-data detection: which kinds of personal data a text holds and where, never the values.
+
+Three passes over the text: numbers (found once, then classified by ID checksum, phone shape, Luhn and context
+words), English trigger words and Chinese trigger words (both from ``router.lexicon``, shared with complexity
+scoring). Each trigger is then checked with a small anchored regex; every regex is bounded (no nested unbounded
+repeats, possessive quantifiers where a search scans a window) so time grows linearly with the text. When a number or phrase is ambiguous and a context
+word says it is personal, it is flagged: a missed detection sends customer data to the cloud, a false one only keeps a
+request on-prem.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from router.lexicon import Hit, Lexicon
+
+# Finding types (stable strings: they appear in logs, headers and the evaluation report).
+CARD = "card"
+BANK_ACCOUNT = "bank_account"
+CN_ID = "cn_id"
+PHONE = "phone"
+EMAIL = "email"
+IBAN = "iban"
+SSN = "ssn"
+PASSPORT = "passport"
+NAME = "name"
+ADDRESS = "address"
+DOB = "dob"
+KEYWORD = "keyword"
+
+CONTEXT_WINDOW = 28  # characters before a number searched for a context word
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detected value: its type and its span ``text[start:end]`` (the value itself is never kept)."""
+
+    type: str
+    start: int
+    end: int
+
+
+# ---------------------------------------------------------------- numbers
+# 7-25 digits with single spaces/dashes/brackets between them, optional +/00 prefix and a trailing ID check letter X.
+_NUMBER = re.compile(r"[+(0-9０-９](?:[ \-()]{0,2}[0-9０-９]){6,24}[Xx]?")
+_FULLWIDTH = str.maketrans("０１２３４５６７８９Ｘｘ＋", "0123456789Xx+")
+_SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
+_NANP_SHAPE = re.compile(r"\(?\d{3}\)?[ \-]?\d{3}-\d{4}")
+
+_ACCOUNT_CTX = (
+    "account",
+    "acct",
+    "a/c",
+    "账号",
+    "帐号",
+    "账户",
+    "帐户",
+    "卡号",
+    "card",
+    "银行卡",
+    "储蓄卡",
+    "信用卡",
+    "借记卡",
+    "routing",
+    "sort code",
+    "收款",
+    "转入",
+    "转到",
+    "汇到",
+    "汇入",
+    "customer no",
+    "客户号",
+)
+_ORDER_CTX = (
+    "order",
+    "订单",
+    "流水",
+    "reference",
+    "ref",
+    "tracking",
+    "快递",
+    "单号",
+    "ticket",
+    "工单",
+    "case no",
+    "transaction id",
+    "交易号",
+    "invoice",
+    "发票",
+    "version",
+    "版本",
+    "serial",
+    "序列号",
+    "批次",
+    "合同号",
+    "contract no",
+    "编号",
+)
+_PHONE_CTX = (
+    "phone",
+    "mobile",
+    "tel",
+    "call me",
+    "reach me",
+    "contact",
+    "电话",
+    "手机",
+    "联系",
+    "致电",
+    "号码",
+    "whatsapp",
+    "wechat",
+    "微信",
+    "fax",
+    "传真",
+    "text me",
+    "sms",
+    "短信",
+    "call back",
+)
+_SSN_CTX = ("ssn", "social security")
+_ID_CTX = ("身份证", "id number", "id no", "id card", "national id", "证件号")
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+_HOTLINE_PREFIXES = ("400", "800")
+
+# ---------------------------------------------------------------- e-mail
+_EMAIL_LEFT = re.compile(r"[A-Za-z0-9._%+\-]{1,64}+$")
+_EMAIL_RIGHT = re.compile(r"[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,6}\.[A-Za-z]{2,24}")
+_AT_WORDS = (" at ", "[at]", "(at)", " @ ")
+# Possessive quantifiers (``++``, ``{m,n}+``): the parts are separated by disjoint characters, so giving back is never
+# needed, and without it a text full of "x dot y at ..." would make the left search quadratic per window.
+_SPELLED_LEFT = re.compile(
+    r"(?i)[a-z0-9._%+\-]{1,64}+(?:(?:\s++dot\s++|\s*+[\[(]dot[\])]\s*+)[a-z0-9_\-]{1,64}+){0,3}+\s*+$"
+)
+_SPELLED_RIGHT = re.compile(
+    r"(?i)\s*[a-z0-9\-]{1,63}(?:(?:\s+dot\s+|\s*[\[(]dot[\])]\s*|\.)[a-z0-9\-]{1,63}){0,3}?"
+    r"(?:\s+dot\s+|\s*[\[(]dot[\])]\s*|\.)(?:com|net|org|edu|gov|cn|io|co|uk|hk|info|biz|me|us|de|sg)\b"
+)
+
+# ---------------------------------------------------------------- IBAN, passport, SSN with context
+_IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?")
+_IBAN_ANYCASE = re.compile(r"(?i)[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,3})?")
+# Countries that issue IBANs (ISO 3166 codes from the SWIFT IBAN registry); anything else is a code, not an IBAN.
+_IBAN_COUNTRIES = frozenset(
+    [
+        "AD",
+        "AE",
+        "AL",
+        "AT",
+        "AZ",
+        "BA",
+        "BE",
+        "BG",
+        "BH",
+        "BI",
+        "BR",
+        "BY",
+        "CH",
+        "CR",
+        "CY",
+        "CZ",
+        "DE",
+        "DJ",
+        "DK",
+        "DO",
+        "EE",
+        "EG",
+        "ES",
+        "FI",
+        "FK",
+        "FO",
+        "FR",
+        "GB",
+        "GE",
+        "GI",
+        "GL",
+        "GR",
+        "GT",
+        "HR",
+        "HU",
+        "IE",
+        "IL",
+        "IQ",
+        "IS",
+        "IT",
+        "JO",
+        "KW",
+        "KZ",
+        "LB",
+        "LC",
+        "LI",
+        "LT",
+        "LU",
+        "LV",
+        "LY",
+        "MC",
+        "MD",
+        "ME",
+        "MK",
+        "MN",
+        "MR",
+        "MT",
+        "MU",
+        "NI",
+        "NL",
+        "NO",
+        "OM",
+        "PK",
+        "PL",
+        "PS",
+        "PT",
+        "QA",
+        "RO",
+        "RS",
+        "RU",
+        "SA",
+        "SC",
+        "SD",
+        "SE",
+        "SI",
+        "SK",
+        "SM",
+        "SO",
+        "ST",
+        "SV",
+        "TL",
+        "TN",
+        "TR",
+        "UA",
+        "VA",
+        "VG",
+        "XK",
+        "YE",
+    ]
+)
+_PASSPORT_CTX = ("passport", "护照", "通行证")
+_PASSPORT_NO = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]{1,2}\d{6,9}|\d{9})(?![A-Za-z0-9])")
+
+# ---------------------------------------------------------------- names
+_EN_NAME_CTX = (
+    "my name is",
+    "my name's",
+    "name:",
+    "name is",
+    "account holder",
+    "account name",
+    "cardholder",
+    "card holder",
+    "beneficiary",
+    "payee",
+    "full name",
+    "i am called",
+    "this is mr",
+    "this is ms",
+)
+_EN_NAME_AFTER = re.compile(
+    r"[ \t]*[:：]?[ \t]*(?:(?:mr|mrs|ms|dr|miss)\.?[ \t]+)?([A-Za-z][A-Za-z'\-]{0,30}(?:[ \t]+[A-Za-z][A-Za-z'\-]{0,30}){0,2})",
+    re.I,
+)
+_EN_STOP = frozenset(
+    [
+        "not",
+        "on",
+        "in",
+        "the",
+        "a",
+        "an",
+        "is",
+        "was",
+        "missing",
+        "wrong",
+        "incorrect",
+        "spelled",
+        "misspelled",
+        "different",
+        "changed",
+        "same",
+        "also",
+        "still",
+        "printed",
+        "showing",
+        "shown",
+        "correct",
+        "and",
+        "or",
+        "but",
+        "has",
+        "have",
+        "had",
+        "on",
+        "of",
+        "for",
+        "to",
+        "with",
+        "as",
+        "my",
+        "your",
+        "it",
+        "this",
+        "that",
+        "there",
+        "here",
+        "please",
+        "field",
+        "blank",
+        "empty",
+        "required",
+        "what",
+        "how",
+        "why",
+        "when",
+        "where",
+        "who",
+        "which",
+        "outdated",
+        "old",
+        "updated",
+        "up",
+    ]
+)
+_ZH_NAME_CTX = (
+    "我叫",
+    "我的名字是",
+    "我的名字叫",
+    "名字叫",
+    "本人",
+    "姓名",
+    "户名",
+    "开户人",
+    "持卡人",
+    "收款人",
+    "联系人",
+    "我是",
+)
+_ZH_NAME_AFTER = re.compile(r"[ \t]*([：:]?)[ \t]*(?:是|为)?[ \t]*([\u4e00-\u9fff·]{2,4})")
+_ZH_SURNAMES = frozenset(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟"
+    "谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛"
+    "邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路"
+    "游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全"
+    "佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
+)
+_ZH_COMPOUND = ("欧阳", "司马", "诸葛", "上官", "东方", "慕容", "令狐", "皇甫", "尉迟", "长孙", "宇文", "司徒")
+_ZH_NAME_STOP = frozenset("的了是在想要请吗呢和与跟我你他她们说问查办把被给到从对也都就还已会能可有没不这那")
+
+# ---------------------------------------------------------------- addresses
+_EN_ADDR_CTX = (
+    "i live at",
+    "i live on",
+    "my address is",
+    "address:",
+    "address is",
+    "reside at",
+    "residing at",
+    "ship to",
+    "send it to",
+    "mail it to",
+    "home address",
+    "mailing address",
+    "moved to",
+)
+_EN_ADDR_AFTER = re.compile(r"[ \t]*[:：]?[ \t]*((?:no\.|apt|flat|unit|room|suite|\d|[A-Z])[^\n.;!?]{2,80})", re.I)
+_EN_STREET = re.compile(
+    r"\d{1,6}[A-Za-z]?,?[ \t]+(?:[A-Z][A-Za-z'\-]+[ \t]+){1,4}(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Boulevard|Blvd|"
+    r"Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Crescent|Close|Square|Sq|Parkway|Pkwy|Highway|Hwy)\b\.?"
+)
+_STREET_WORDS = (
+    "street",
+    "st.",
+    "road",
+    "rd.",
+    "avenue",
+    "ave.",
+    "lane",
+    "boulevard",
+    "blvd",
+    "drive",
+    "court",
+    "terrace",
+    "crescent",
+    "square",
+    "parkway",
+    "highway",
+    "way",
+)
+_ZH_ADDR_CTX = ("住在", "住址", "地址", "家住", "寄到", "送到", "居住在", "现居", "户籍")
+_ZH_ADDR_AFTER = re.compile(r"[ \t]*[：:]?[ \t]*(?:是|为|在)?[ \t]*([\u4e00-\u9fff0-9A-Za-z\-#]{2,40})")
+_ZH_ADDR_SHAPE_CHARS = "省市区县路街道号楼室村镇弄巷栋幢单元"
+
+# ---------------------------------------------------------------- dates of birth
+_DOB_CTX = (
+    "date of birth",
+    "dob",
+    "d.o.b",
+    "born on",
+    "born in",
+    "birthday",
+    "birth date",
+    "birthdate",
+    "出生日期",
+    "生日",
+    "出生于",
+    "出生年月",
+    "出生在",
+)
+_DATE = re.compile(
+    r"\d{4}[ \t]*[-/.年][ \t]*\d{1,2}(?:[ \t]*[-/.月][ \t]*\d{1,2}[ \t]*日?)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|"
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?[ \t]+\d{1,2}(?:st|nd|rd|th)?,?[ \t]+\d{4}|"
+    r"\d{1,2}(?:st|nd|rd|th)?[ \t]+(?:of[ \t]+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?[ \t]+\d{4}|"
+    r"\d{4}",
+    re.I,
+)
+_DOB_WINDOW = 24
+
+
+def luhn_ok(digits: str) -> bool:
+    """True when ``digits`` (ASCII digits only) passes the Luhn checksum used by payment cards."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def cn_id_ok(value: str) -> bool:
+    """True for an 18-character Chinese resident ID with a plausible region, birth date and a valid check digit."""
+    if len(value) != 18 or not value[:17].isdigit() or value[0] not in "12345678":
+        return False
+    year, month, day = int(value[6:10]), int(value[10:12]), int(value[12:14])
+    if not (1900 <= year <= 2099 and 1 <= month <= 12 and 1 <= day <= 31):
+        return False
+    s = sum((ord(c) - 48) * w for c, w in zip(value[:17], _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[s % 11] == value[17].upper()
+
+
+def iban_ok(value: str) -> bool:
+    """True when ``value`` (spaces allowed) is an IBAN of plausible length whose mod-97 check equals 1."""
+    s = value.replace(" ", "").upper()
+    if not (15 <= len(s) <= 34 and s[:2] in _IBAN_COUNTRIES and s[2:4].isdigit() and s.isalnum()):
+        return False
+    rearranged = s[4:] + s[:4]
+    num = "".join(str(int(c, 36)) for c in rearranged)
+    return int(num) % 97 == 1
+
+
+def ssn_ok(digits: str) -> bool:
+    """True for a 9-digit US SSN outside the never-issued ranges (area 000/666/9xx, group 00, serial 0000)."""
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return len(digits) == 9 and area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def _last(ctx: str, words: Iterable[str]) -> int:
+    """Rightmost position of any of ``words`` in ``ctx`` (-1 when none): the nearest context word wins."""
+    best = -1
+    for w in words:
+        i = ctx.rfind(w)
+        if i > best:
+            best = i
+    return best
+
+
+def _classify_number(raw: str, ctx: str) -> str | None:
+    """Type of one number found in the text, given the lower-cased text just before it; None for a look-alike."""
+    norm = raw.translate(_FULLWIDTH)
+    plus = norm.startswith("+") or norm.startswith("00")
+    digits = "".join(c for c in norm if c.isdigit())
+    check_x = norm[-1] in "Xx"
+    n = len(digits)
+    if (n == 18 or (n == 17 and check_x)) and cn_id_ok(digits + ("X" if check_x else "")):
+        return CN_ID
+    if check_x:
+        return CN_ID if _last(ctx, _ID_CTX) >= 0 and n == 17 else None
+    if plus and 8 <= n - (2 if norm.startswith("00") else 0) <= 15:
+        return PHONE
+    if n == 11 and digits[0] == "1" and digits[1] in "3456789":
+        return PHONE
+    if n == 13 and digits.startswith("861") and digits[3] in "3456789":
+        return PHONE
+    order_at = _last(ctx, _ORDER_CTX)
+    personal_at = max(_last(ctx, _ACCOUNT_CTX), _last(ctx, _PHONE_CTX), _last(ctx, _ID_CTX), _last(ctx, _SSN_CTX))
+    if order_at > personal_at:
+        return None
+    if 13 <= n <= 19 and luhn_ok(digits):
+        return CARD
+    if n == 9 and _SSN_SHAPE.fullmatch(norm) and ssn_ok(digits):
+        return SSN
+    if personal_at < 0:
+        if _NANP_SHAPE.fullmatch(norm) and not digits.startswith(_HOTLINE_PREFIXES) and digits[0] not in "01":
+            return PHONE
+        return None
+    if _last(ctx, _SSN_CTX) >= 0 and n == 9:
+        return SSN
+    if _last(ctx, _ID_CTX) >= 0 and n in (15, 18):
+        return CN_ID
+    if _last(ctx, _ACCOUNT_CTX) >= 0 and 8 <= n <= 34:
+        return BANK_ACCOUNT
+    if _last(ctx, _PHONE_CTX) >= 0 and 7 <= n <= 15:
+        return PHONE
+    return None
+
+
+_EN_FAMILY = (
+    {w: NAME for w in _EN_NAME_CTX} | {w: ADDRESS for w in _EN_ADDR_CTX} | {w: DOB for w in _DOB_CTX if w.isascii()}
+)
+_EN_FAMILY |= {w: PASSPORT for w in _PASSPORT_CTX if w.isascii()} | {
+    w: EMAIL for w in ("[at]", "(at)", "dot ", "[dot]", "(dot)")
+}
+_EN_FAMILY |= {w: "street" for w in _STREET_WORDS} | {"iban": IBAN}
+_ZH_FAMILY = (
+    {w: NAME for w in _ZH_NAME_CTX} | {w: ADDRESS for w in _ZH_ADDR_CTX} | {w: DOB for w in _DOB_CTX if not w.isascii()}
+)
+_ZH_FAMILY |= {w: PASSPORT for w in _PASSPORT_CTX if not w.isascii()} | {
+    w: "zh_street" for w in ("路", "街", "大道", "巷", "胡同", "弄")
+}
+_ZH_FAMILY |= {w: "zh_region" for w in ("省", "市")}
+EN_WORDS = tuple(_EN_FAMILY)
+OTHER_WORDS = tuple(_ZH_FAMILY)
+_LEXICON: Lexicon | None = None  # built on the first scan without precomputed hits (the handler passes them)
+_ZH_STREET_TAIL = re.compile(r"[ \t]*\d{1,5}[ \t]*(?:号|弄)(?:[ \t]*[\d\-]{1,5}[ \t]*(?:栋|幢|号楼|单元|室|楼))*")
+_ZH_REGION_TAIL = re.compile(r"[\u4e00-\u9fff]{1,6}(?:区|县)[\u4e00-\u9fff]{1,10}(?:路|街|道|镇|乡|村)")
+_HAN_BEFORE = re.compile(r"[\u4e00-\u9fff]{1,10}$")
+
+
+class Detector:
+    """Finds sensitive data in text. Build once (patterns compile here), call :meth:`scan` per text.
+
+    Three passes over the text (numbers, English trigger words, Chinese trigger words); each hit is then checked
+    with a small anchored regex, so the cost grows linearly with the text. English trigger words count as whole
+    words ("name is", not "username is").
+
+    Args:
+        custom_patterns: ``(type, regex)`` pairs from config; each match is reported as that type.
+        custom_keywords: lower-case words; any occurrence is reported as ``keyword``.
+    """
+
+    def __init__(self, custom_patterns: Iterable[tuple[str, str]] = (), custom_keywords: Iterable[str] = ()) -> None:
+        self._custom = tuple((name, re.compile(rx)) for name, rx in custom_patterns)
+        self._keywords = tuple(k.lower() for k in custom_keywords if k)
+
+    def scan(self, text: str, low: str | None = None, hits: tuple[list[Hit], list[Hit]] | None = None) -> list[Finding]:
+        """All findings in ``text``, ordered by position.
+
+        Args:
+            text: the text to scan (any language; English and Chinese are covered).
+            low: ``text.lower()`` if the caller already has it (saves one pass).
+            hits: word hits of a :class:`~router.lexicon.Lexicon` that includes this module's words (saves the two
+                word passes when complexity scoring needs them too); words of other tables are ignored.
+
+        Returns:
+            Findings with type and span; overlapping findings of one type are merged.
+        """
+        if low is None:
+            low = text.lower()
+        out: list[Finding] = []
+        self._numbers(text, low, out)
+        if "@" in text:
+            self._emails(text, out)
+        en_hits, other_hits = _own_lexicon().hits(text, low) if hits is None else hits
+        spelled = False
+        for word, s, e in en_hits:
+            family = _EN_FAMILY.get(word)
+            if family == EMAIL:
+                spelled = True
+            elif family is not None:
+                self._en_hit(text, low, word, s, e, out)
+        if spelled:
+            _spelled_emails(text, low, out)
+        for word, s, e in other_hits:
+            if word in _ZH_FAMILY:
+                self._zh_hit(text, word, s, e, out)
+        for name, rx in self._custom:
+            out.extend(Finding(name, m.start(), m.end()) for m in rx.finditer(text) if m.end() > m.start())
+        for kw in self._keywords:
+            i = low.find(kw)
+            while i >= 0:
+                out.append(Finding(KEYWORD, i, i + len(kw)))
+                i = low.find(kw, i + len(kw))
+        return _merge_same_type(out)
+
+    @staticmethod
+    def _numbers(text: str, low: str, out: list[Finding]) -> None:
+        for m in _NUMBER.finditer(text):
+            s, e = m.start(), m.end()
+            if s >= 2 and text[s - 1].isascii() and text[s - 1].isalpha():
+                # Letters glued to digits: an IBAN (DE89 3704...) or a code (ORD2023..., AB12...), never a bare number.
+                _iban_near(text, s, e, out)
+                continue
+            if e < len(text) and text[e].isascii() and text[e].isalnum():
+                continue
+            kind = _classify_number(m.group(), low[max(0, s - CONTEXT_WINDOW) : s])
+            if kind is not None:
+                out.append(Finding(kind, s, e))
+            elif s >= 5:
+                _iban_near(text, s, e, out)
+
+    @staticmethod
+    def _emails(text: str, out: list[Finding]) -> None:
+        i = text.find("@")
+        while i >= 0:
+            left = _EMAIL_LEFT.search(text, max(0, i - 64), i)
+            right = _EMAIL_RIGHT.match(text, i + 1)
+            if left and right:
+                out.append(Finding(EMAIL, left.start(), right.end()))
+            i = text.find("@", i + 1)
+
+    @staticmethod
+    def _en_hit(text: str, low: str, word: str, s: int, e: int, out: list[Finding]) -> None:
+        family = _EN_FAMILY[word]
+        if family == NAME:
+            m = _EN_NAME_AFTER.match(text, e)
+            if m:
+                kept_end = -1
+                for w in re.finditer(r"[A-Za-z][A-Za-z'\-]*", m.group(1)):
+                    if w.group().lower() in _EN_STOP:
+                        break
+                    kept_end = m.start(1) + w.end()
+                if kept_end > 0:
+                    out.append(Finding(NAME, m.start(1), kept_end))
+        elif family == ADDRESS:
+            m = _EN_ADDR_AFTER.match(text, e)
+            if m and m.group(1).split()[0].lower() not in _EN_STOP:
+                out.append(Finding(ADDRESS, m.start(1), m.end(1)))
+        elif family == DOB:
+            m = _DATE.search(text, e, e + _DOB_WINDOW)
+            if m:
+                out.append(Finding(DOB, m.start(), m.end()))
+        elif family == PASSPORT:
+            m = _PASSPORT_NO.search(text, e, e + 30)
+            if m:
+                out.append(Finding(PASSPORT, m.start(), m.end()))
+        elif family == IBAN:
+            for m in _IBAN_ANYCASE.finditer(text, e, e + 60):
+                if iban_ok(m.group()):
+                    out.append(Finding(IBAN, m.start(), m.end()))
+        else:  # a street word: look back for "12 Baker Street"
+            lo = max(0, s - 60)
+            for m in _EN_STREET.finditer(text, lo, e + 1):
+                if m.end() >= e - 1:
+                    out.append(Finding(ADDRESS, m.start(), m.end()))
+                    break
+
+    @staticmethod
+    def _zh_hit(text: str, word: str, s: int, e: int, out: list[Finding]) -> None:
+        family = _ZH_FAMILY[word]
+        if family == NAME:
+            m = _ZH_NAME_AFTER.match(text, e)
+            if m:
+                strong = bool(m.group(1)) or word in ("姓名", "户名", "开户人", "持卡人", "收款人")
+                n = _zh_name_span(m.group(2), strong=strong)
+                if n:
+                    out.append(Finding(NAME, m.start(2), m.start(2) + n))
+        elif family == ADDRESS:
+            m = _ZH_ADDR_AFTER.match(text, e)
+            if m and (
+                (word in ("住址", "地址", "户籍") and text[e : e + 2].lstrip(" \t")[:1] in ("：", ":"))
+                or _any_char(m.group(1), _ZH_ADDR_SHAPE_CHARS)
+            ):
+                out.append(Finding(ADDRESS, m.start(1), m.end(1)))
+        elif family == DOB:
+            m = _DATE.search(text, e, e + _DOB_WINDOW)
+            if m:
+                out.append(Finding(DOB, m.start(), m.end()))
+        elif family == PASSPORT:
+            m = _PASSPORT_NO.search(text, e, e + 30)
+            if m:
+                out.append(Finding(PASSPORT, m.start(), m.end()))
+        elif family == "zh_street":
+            m = _ZH_STREET_TAIL.match(text, e)
+            before = _HAN_BEFORE.search(text, max(0, s - 10), s)
+            if m and before:
+                out.append(Finding(ADDRESS, before.start(), m.end()))
+        else:  # 省/市 followed by a district and a street, town or village
+            m = _ZH_REGION_TAIL.match(text, e)
+            before = _HAN_BEFORE.search(text, max(0, s - 6), s)
+            if m and before:
+                out.append(Finding(ADDRESS, before.start(), m.end()))
+
+
+def _iban_near(text: str, s: int, e: int, out: list[Finding]) -> None:
+    """Check for an IBAN around a number (its country code and check digits come just before the digits)."""
+    for m in _IBAN.finditer(text, max(0, s - 12), min(len(text), e + 8)):
+        if m.start() <= s and iban_ok(m.group()):
+            out.append(Finding(IBAN, m.start(), m.end()))
+            return
+
+
+def _spelled_emails(text: str, low: str, out: list[Finding]) -> None:
+    """E-mails written out ("john dot smith at example dot com", "li[at]qq[dot]com"); runs once per text.
+
+    Each at-word is examined once: the domain side first (an anchored match), the local part only if it matched.
+    """
+    for word in _AT_WORDS:
+        i = low.find(word)
+        while i >= 0:
+            right = _SPELLED_RIGHT.match(text, i + len(word))
+            if right:
+                left = _SPELLED_LEFT.search(text, max(0, i - 96), i)
+                if left and left.end() > left.start():
+                    out.append(Finding(EMAIL, left.start(), right.end()))
+            i = low.find(word, i + len(word))
+
+
+def _own_lexicon() -> Lexicon:
+    global _LEXICON
+    if _LEXICON is None:
+        _LEXICON = Lexicon(EN_WORDS, OTHER_WORDS)
+    return _LEXICON
+
+
+def _zh_name_span(candidate: str, *, strong: bool) -> int:
+    """Length of the Chinese name at the start of ``candidate`` (0 when it does not look like a name)."""
+    compound = candidate[:2] in _ZH_COMPOUND
+    if not strong and not compound and candidate[0] not in _ZH_SURNAMES:
+        return 0
+    if candidate[0] in _ZH_NAME_STOP:
+        return 0
+    limit = 4 if compound else 3
+    n = 1
+    while n < min(limit, len(candidate)) and candidate[n] not in _ZH_NAME_STOP:
+        n += 1
+    return n if n >= 2 else 0
+
+
+def _merge_same_type(findings: list[Finding]) -> list[Finding]:
+    """Sort by position and fuse overlapping findings of one type (two context words can find the same value)."""
+    findings.sort(key=lambda f: (f.start, f.end))
+    merged: list[Finding] = []
+    open_by_type: dict[str, int] = {}
+    for f in findings:
+        j = open_by_type.get(f.type)
+        if j is not None and f.start < merged[j].end:
+            if f.end > merged[j].end:
+                merged[j] = Finding(f.type, merged[j].start, f.end)
+            continue
+        open_by_type[f.type] = len(merged)
+        merged.append(f)
+    return merged
+
+
+def _any_char(s: str, chars: str) -> bool:
+    return any(c in s for c in chars)
+
+
+_DEFAULT: Detector | None = None
+
+
+def default_detector() -> Detector:
+    """A shared detector without custom patterns (built on first use)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Detector()
+    return _DEFAULT

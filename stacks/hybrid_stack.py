@@ -1,0 +1,68 @@
+"""Stack: the hybrid router (composition only). ``app_builder`` wires it to the endpoint stack's endpoint."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from config import DeploymentConfig
+from config.router_section import RouterConfig
+from stacks.constructs.router_api import RouterApi, RouterApiProps, RouterEndpoint
+
+
+def router_environment(router: RouterConfig) -> dict[str, str]:
+    """The Lambda's ``ROUTER_*`` variables from the config section (names: ``router/settings.py`` ENV_VARS).
+
+    The endpoint name and the secret ARN are added by the construct, which owns those resources.
+    """
+    return {
+        "ROUTER_POLICY": router.policy,
+        "ROUTER_COMPLEXITY_THRESHOLD": repr(router.complexity_threshold),
+        "ROUTER_CUSTOM_PATTERNS": json.dumps([p.model_dump() for p in router.custom_patterns]),
+        "ROUTER_CUSTOM_KEYWORDS": json.dumps(list(router.custom_keywords), ensure_ascii=False),
+        "ROUTER_LOCAL_URL": router.local_url,
+        "ROUTER_LOCAL_TIMEOUT_S": repr(router.local_timeout_s),
+        "ROUTER_CLOUD_TIMEOUT_S": repr(router.cloud_timeout_s),
+        "ROUTER_BREAKER_FAILURES": str(router.breaker_failures),
+        "ROUTER_BREAKER_RESET_S": repr(router.breaker_reset_s),
+        "ROUTER_MAX_BODY_BYTES": str(router.max_body_bytes),
+        "ROUTER_DEFAULT_MAX_TOKENS": str(router.default_max_tokens),
+        "ROUTER_ALLOW_ROUTE_HINT": "true" if router.allow_route_hint else "false",
+        "ROUTER_CALLER_OVERRIDES": json.dumps(
+            {k: v.model_dump(exclude_none=True) for k, v in router.caller_overrides.items()}
+        ),
+    }
+
+
+class HybridStack(Stack):
+    """The router Lambda and its HTTP API, invoking ``endpoint``."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, endpoint: RouterEndpoint, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        r = config.router
+        self.router = RouterApi(
+            self,
+            "Router",
+            props=RouterApiProps(
+                environment=router_environment(r),
+                authorizer=r.authorizer.type,
+                jwt_issuer=r.authorizer.issuer,
+                jwt_audience=list(r.authorizer.audience),
+                subnet_ids=list(r.vpc.subnet_ids),
+                security_group_ids=list(r.vpc.security_group_ids),
+                memory_mb=r.memory_mb,
+                timeout_s=r.lambda_timeout_s,
+                log_retention_days=r.log_retention_days,
+                alarm_emails=list(config.endpoint.alarms.email),
+                throttle_rate=r.throttle_rate_per_s,
+                throttle_burst=r.throttle_burst,
+            ),
+            endpoint=endpoint,
+        )
+        CfnOutput(self, "ApiUrl", value=f"{self.router.api.api_endpoint}/v1/chat/completions")
+        CfnOutput(self, "GatewayKeySecretArn", value=self.router.secret.secret_arn)

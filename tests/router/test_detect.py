@@ -1,0 +1,149 @@
+"""Each detector: valid and invalid checksums, formats, look-alikes, English and Chinese."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.detect import Detector, cn_id_ok, iban_ok, luhn_ok, ssn_ok
+
+D = Detector()
+
+
+def kinds(text: str) -> set[str]:
+    return {f.type for f in D.scan(text)}
+
+
+def test_checksums() -> None:
+    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
+    assert cn_id_ok("11010519491231002X") and not cn_id_ok("110105194912310021")
+    assert not cn_id_ok("11010519491331002X")  # month 13
+    assert iban_ok("GB82 WEST 1234 5698 7654 32") and not iban_ok("GB82 WEST 1234 5698 7654 33")
+    assert ssn_ok("078051120") and not ssn_ok("666051120") and not ssn_ok("123006789")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("card 4111 1111 1111 1111 please", "card"),
+        ("card 4111-1111-1111-1111", "card"),
+        ("卡号6222021234567890128", "card"),
+        ("Amex 3782 822463 10005", "card"),
+        ("account number 12345678901", "bank_account"),
+        ("账号：6217000010001234567", "bank_account"),
+        ("身份证11010519491231002X", "cn_id"),
+        ("id 11010519491231002x ok", "cn_id"),
+        ("call 13812345678", "phone"),
+        ("+86 138-1234-5678", "phone"),
+        ("0086 139 8765 4321", "phone"),
+        ("+44 20 7946 0958", "phone"),
+        ("(415) 555-0100", "phone"),
+        ("电话021-64381234", "phone"),
+        ("mail john.smith@example.com now", "email"),
+        ("wang dot lei at gmail dot com", "email"),
+        ("li.na[at]qq[dot]com", "email"),
+        ("IBAN GB82 WEST 1234 5698 7654 32", "iban"),
+        ("to DE89370400440532013000 today", "iban"),
+        ("SSN 123-45-6789", "ssn"),
+        ("social security number 078051120", "ssn"),
+        ("passport E12345678", "passport"),
+        ("护照号码G12345678", "passport"),
+        ("my name is John Smith", "name"),
+        ("My name is maria garcia", "name"),
+        ("Account holder: Emily Clark", "name"),
+        ("我叫张伟，想改密码", "name"),
+        ("开户人：李娜", "name"),
+        ("我叫欧阳娜娜", "name"),
+        ("I live at 221B Baker Street, London", "address"),
+        ("ship it to 42 Wallaby Way, Sydney", "address"),
+        ("住在上海市浦东新区世纪大道100号", "address"),
+        ("地址：北京市朝阳区建国路88号3号楼502室", "address"),
+        ("date of birth 1985-03-12", "dob"),
+        ("born on March 3, 1990", "dob"),
+        ("我的生日是1990年5月3日", "dob"),
+        ("出生日期：1978-11-02", "dob"),
+    ],
+)
+def test_detects(text: str, kind: str) -> None:
+    assert kind in kinds(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ref no. 4111 1111 1111 1112 here",  # Luhn fails, no account context
+        "id 110105194912310021",  # ID check digit wrong (and Luhn fails)
+        "order 4111111111111111 status",  # order context beats the Luhn match
+        "ORD20231128001234",
+        "订单号202311281234567890",
+        "hotline 95588",
+        "400-820-8888",
+        "rate 3.85% and limit 50,000",
+        "paid 1,250.00 on 2023-11-28",
+        "version 3.2.1",
+        "Ticket 10023456 still open",
+        "my name is not showing",
+        "my address is outdated",
+        "我叫了客服半天",
+        "本人想咨询房贷",
+        "北京市朝阳区有几家网点",
+        "生日那天有优惠吗",
+        "code 666-45-6789",  # never-issued SSN area, no context
+        "IBAN GB82 WEST 1234 5698 7654 33",
+        "call 12345",
+    ],
+)
+def test_lookalikes_not_flagged(text: str) -> None:
+    assert kinds(text) == set()
+
+
+def test_spans_cover_value_only() -> None:
+    text = "hi, card 4111 1111 1111 1111 thanks"
+    (f,) = D.scan(text)
+    assert text[f.start : f.end] == "4111 1111 1111 1111"
+
+
+def test_custom_patterns_and_keywords() -> None:
+    d = Detector([("customer_no", r"\bCN-\d{6}\b")], ["project falcon"])
+    found = {f.type for f in d.scan("ref CN-123456 about Project Falcon")}
+    assert found == {"customer_no", "keyword"}
+
+
+def test_fullwidth_digits() -> None:
+    assert "phone" in kinds("手机１３８１２３４５６７８")
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "john dot smith at gmail dot ",
+        "a[at]b[dot]",
+        "1 2-3 4-5 6 ",
+        "my name is ",
+        "I live at 12 Baker ",
+        "我叫张伟住在上海市浦东新区路88号",
+        "aaaa.bbbb@cccc.",
+        "GB82 WEST ",
+        "born on 1990 ",
+        "passport E1234 ",
+    ],
+)
+def test_adversarial_64kb_stays_fast(unit: str) -> None:
+    import time
+
+    text = (unit * (65536 // len(unit) + 1))[:65536]
+    t0 = time.perf_counter()
+    Detector().scan(text)
+    assert time.perf_counter() - t0 < 1.0  # ~10-30 ms here; quadratic behaviour would take seconds
+
+
+def test_linear_time_on_adversarial_input() -> None:
+    import time
+
+    d = Detector()
+    small, big = "1 " * 2000 + "a@" * 2000, "1 " * 20000 + "a@" * 20000
+    t0 = time.perf_counter()
+    d.scan(small)
+    t1 = time.perf_counter()
+    d.scan(big)
+    t2 = time.perf_counter()
+    assert (t2 - t1) < 30 * max(t1 - t0, 1e-4)  # 10x input, far below quadratic growth
