@@ -1,0 +1,70 @@
+"""Prometheus metrics, in a registry of the app's own (so tests can build many apps in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """All gateway metrics; label children are cached because ``labels()`` is the costly part."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "llm_gateway_requests", "Requests answered", ["route", "engine", "model", "status"], registry=r
+        )
+        self.errors = Counter(
+            "llm_gateway_errors", "Errors by engine and kind", ["engine", "model", "kind"], registry=r
+        )
+        self.latency = Histogram(
+            "llm_gateway_request_seconds", "Request latency", ["engine", "model"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.ttft = Histogram(
+            "llm_gateway_time_to_first_token_seconds",
+            "Time to the first streamed chunk",
+            ["engine", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter("llm_gateway_tokens", "Tokens by direction", ["engine", "model", "kind"], registry=r)
+        self.breaker = Gauge(
+            "llm_gateway_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["engine"], registry=r
+        )
+        self.in_flight = Gauge("llm_gateway_in_flight_requests", "Requests being served", registry=r)
+        self._counters: dict[tuple[str, ...], Counter] = {}
+        self._hists: dict[tuple[str, ...], Histogram] = {}
+
+    def _counter(self, metric: Counter, *labels: str) -> Counter:
+        key = (metric._name, *labels)
+        c = self._counters.get(key)
+        if c is None:
+            c = self._counters[key] = metric.labels(*labels)
+        return c
+
+    def _hist(self, metric: Histogram, *labels: str) -> Histogram:
+        key = (metric._name, *labels)
+        h = self._hists.get(key)
+        if h is None:
+            h = self._hists[key] = metric.labels(*labels)
+        return h
+
+    def request(self, route: str, engine: str, model: str, status: int) -> None:
+        self._counter(self.requests, route, engine, model, str(status)).inc()
+
+    def error(self, engine: str, model: str, kind: str) -> None:
+        self._counter(self.errors, engine, model, kind).inc()
+
+    def observe(self, engine: str, model: str, seconds: float) -> None:
+        self._hist(self.latency, engine, model).observe(seconds)
+
+    def first_token(self, engine: str, model: str, seconds: float) -> None:
+        self._hist(self.ttft, engine, model).observe(seconds)
+
+    def count_tokens(self, engine: str, model: str, prompt: int, completion: int) -> None:
+        if prompt:
+            self._counter(self.tokens, engine, model, "prompt").inc(prompt)
+        if completion:
+            self._counter(self.tokens, engine, model, "completion").inc(completion)
