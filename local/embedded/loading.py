@@ -92,6 +92,7 @@ def load_model_and_tokenizer(settings: EmbeddedSettings, placement: Placement) -
         model = AutoModelForCausalLM.from_pretrained(settings.model_dir, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise EngineSetupError(f"model_dir: cannot load a causal LM from {str(settings.model_dir)!r}: {exc}") from exc
+    check_context_fits(settings, model.config)
     if not placement.load_in_4bit:
         model = model.to(placement.device)  # type: ignore[arg-type]  # transformers' stub types .to() narrowly
     model.eval()
@@ -100,6 +101,20 @@ def load_model_and_tokenizer(settings: EmbeddedSettings, placement: Placement) -
     ):
         use_slot_attention(model)
     return model, tokenizer
+
+
+def check_context_fits(settings: EmbeddedSettings, config: Any) -> None:
+    """A KV-cache slot must not be longer than the model's position table (else an IndexError deep in the model).
+
+    Raises:
+        EngineSetupError: naming the two settings and the model's limit.
+    """
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if isinstance(positions, int) and settings.context_len > positions:
+        raise EngineSetupError(
+            f"max_input_tokens + max_new_tokens_limit: {settings.max_input_tokens} + {settings.max_new_tokens_limit} "
+            f"= {settings.context_len} exceeds the model's {positions} positions; lower them so the sum is <= {positions}"
+        )
 
 
 def served_model_name(settings: EmbeddedSettings) -> str:

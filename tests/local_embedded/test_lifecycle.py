@@ -125,7 +125,9 @@ def test_cpu_defaults_are_eager_float32(model_dirs: dict[str, Path]) -> None:
 
 
 def test_stop_ends_pending_streams_with_an_error(model_dirs: dict[str, Path]) -> None:
-    engine = EmbeddedEngine(EmbeddedSettings(model_dir=model_dirs["llama"], max_batch_size=2, max_new_tokens_limit=64))
+    engine = EmbeddedEngine(
+        EmbeddedSettings(model_dir=model_dirs["llama"], max_batch_size=2, max_input_tokens=960, max_new_tokens_limit=64)
+    )
 
     async def scenario() -> list[object]:
         await engine.start()
@@ -145,3 +147,10 @@ def test_stop_ends_pending_streams_with_an_error(model_dirs: dict[str, Path]) ->
     assert all(isinstance(o, EmbeddedEngineError) for o in outcomes), outcomes
     with pytest.raises(EmbeddedEngineError):
         run(collect(engine, LONG))
+
+
+def test_context_longer_than_the_models_positions_is_a_setup_error(model_dirs: dict[str, Path]) -> None:
+    # The tiny models have 1024 positions; the defaults ask for 1024 + 512.
+    engine = EmbeddedEngine(EmbeddedSettings(model_dir=model_dirs["gpt2"], max_input_tokens=1024))
+    with pytest.raises(EngineSetupError, match=r"max_input_tokens \+ max_new_tokens_limit: 1024 \+ 512 = 1536 exceeds"):
+        run(engine.start())
