@@ -38,6 +38,7 @@ lock: ## re-resolve requirements/core.in into requirements/core.lock (needs PyPI
 
 test: setup ## run the whole offline test suite (core, then edge in its own venv)
 	$(PY) -m pytest --ignore=tests/edge $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-edge
 
 lint: .venv/.stamp ## ruff check + ruff format --check + mypy
 	$(PY) -m ruff check .

@@ -1,0 +1,116 @@
+"""DistilBERT recipe: a student with fewer layers, initialised from every other teacher layer, trained on
+soft-target KL at a temperature plus hard-label cross-entropy (plus an optional hidden-state cosine loss)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel
+
+from config.edge_section import EdgeStudentConfig
+from edge.dataset import Example
+from edge.errors import EdgeInputError
+from edge.teacher import accuracy, batches, warmup_then_linear_decay
+
+
+def teacher_layer_indices(teacher_layers: int, student_layers: int) -> list[int]:
+    """Teacher layers the student copies: evenly spaced, first layer included ([0, 2, 4] for 6 -> 3).
+
+    Raises:
+        EdgeInputError: the student would have as many layers as the teacher or more.
+    """
+    if not 0 < student_layers < teacher_layers:
+        raise EdgeInputError(
+            f"edge.student.num_layers: {student_layers} must be between 1 and the teacher's {teacher_layers - 1}"
+        )
+    step = teacher_layers / student_layers
+    return [int(i * step) for i in range(student_layers)]
+
+
+def make_student(teacher: PreTrainedModel, student_layers: int) -> PreTrainedModel:
+    """Copy the teacher, keep only the chosen encoder layers (embeddings, pooler and head come along)."""
+    n_teacher = int(teacher.config.num_hidden_layers)
+    keep = teacher_layer_indices(n_teacher, student_layers)
+    student = copy.deepcopy(teacher)
+    encoder: Any = student.base_model.encoder
+    encoder.layer = nn.ModuleList([encoder.layer[i] for i in keep])
+    student.config.num_hidden_layers = student_layers
+    for new_idx, layer in enumerate(encoder.layer):
+        # transformers 5 layers carry their index for cache bookkeeping; keep it consistent after the cut.
+        attn = getattr(getattr(layer, "attention", None), "self", None)
+        if attn is not None and hasattr(attn, "layer_idx"):
+            attn.layer_idx = new_idx
+    return student
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float,
+    alpha: float,
+) -> torch.Tensor:
+    """``alpha * T² * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(s, labels)`` (Hinton et al., 2015).
+
+    The T² factor keeps the soft-target gradients on the same scale as the hard-label ones.
+    """
+    soft = F.kl_div(
+        F.log_softmax(student_logits / temperature, dim=-1),
+        F.softmax(teacher_logits / temperature, dim=-1),
+        reduction="batchmean",
+    ) * (temperature**2)
+    hard = F.cross_entropy(student_logits, labels)
+    return alpha * soft + (1 - alpha) * hard
+
+
+def hidden_cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """1 - cosine similarity of last hidden states over real (unmasked) tokens (DistilBERT's L_cos)."""
+    keep = mask.bool()
+    cos = F.cosine_similarity(student_hidden[keep], teacher_hidden[keep], dim=-1)
+    return (1 - cos).mean()
+
+
+def distill(
+    teacher: PreTrainedModel,
+    student: PreTrainedModel,
+    train: list[Example],
+    validation: list[Example],
+    tok: Tokenizer,
+    cfg: EdgeStudentConfig,
+    seed: int,
+) -> float:
+    """Train ``student`` against ``teacher``'s soft targets and the labels; return validation accuracy."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed + 1)
+    teacher.eval()
+    want_hidden = cfg.hidden_loss_weight > 0
+    opt = torch.optim.AdamW(student.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
+    steps = cfg.epochs * -(-len(train) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_then_linear_decay(steps))
+    bar = tqdm(total=steps, desc="student", unit="step")
+    for _ in range(cfg.epochs):
+        student.train()
+        for ids, mask, labels in batches(train, tok, cfg.batch_size, rng):
+            with torch.no_grad():
+                t_out = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=want_hidden)
+            s_out = student(input_ids=ids, attention_mask=mask, output_hidden_states=want_hidden)
+            loss = distillation_loss(s_out.logits, t_out.logits, labels, cfg.temperature, cfg.alpha)
+            if want_hidden:
+                loss = loss + cfg.hidden_loss_weight * hidden_cosine_loss(
+                    s_out.hidden_states[-1], t_out.hidden_states[-1], mask
+                )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    return accuracy(student, validation, tok)

@@ -1,0 +1,67 @@
+"""INT8 ONNX variants with ONNX Runtime quantization.
+
+* dynamic: weights INT8 ahead of time, activations quantized per call (``MatMulInteger``) — the CPU target;
+* static Q/DQ: explicit QuantizeLinear/DequantizeLinear pairs with calibrated scales, restricted to MatMul and Gather
+  and symmetric — the TensorRT-ready variant (TensorRT 10+ builds INT8 layers from explicit Q/DQ). Quantizing every
+  op type (LayerNorm, Softmax, GELU, residual adds) destroys BERT accuracy, so those stay FP32.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+#: The two op types worth INT8 in BERT: the projections/FFN (MatMul) and the embedding lookups (Gather).
+QUANT_OP_TYPES = ["MatMul", "Gather"]
+
+
+def quantize_dynamic_int8(src: Path, out: Path) -> None:
+    """Dynamic INT8 (per-tensor weights, QInt8) of MatMul and Gather."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(logging.ERROR)  # ORT nags about pre-processing on the root logger
+    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=QUANT_OP_TYPES)
+
+
+def quantize_static_qdq(src: Path, out: Path, calibration: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Static symmetric INT8 in Q/DQ format (per-channel weights), calibrated by MinMax on ``calibration`` batches.
+
+    Args:
+        src: FP32 ONNX model.
+        out: where to write the Q/DQ model.
+        calibration: ``(input_ids, attention_mask)`` pairs from the training split.
+    """
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class _Reader(CalibrationDataReader):
+        """Feeds the calibration batches once, then None (what quantize_static expects)."""
+
+        def __init__(self) -> None:
+            self._it: Iterator[tuple[np.ndarray, np.ndarray]] = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            nxt = next(self._it, None)
+            return None if nxt is None else {"input_ids": nxt[0], "attention_mask": nxt[1]}
+
+    logging.getLogger().setLevel(logging.ERROR)
+    quantize_static(
+        str(src),
+        str(out),
+        _Reader(),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=QUANT_OP_TYPES,
+        per_channel=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+    )

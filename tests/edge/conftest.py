@@ -1,0 +1,76 @@
+"""Edge tests run in .venv-edge (`make test-edge`): a tiny configuration, trained and exported once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from rich.console import Console
+
+from config.edge_section import EdgeConfig
+from edge.pipeline import ROOT, Context, run_pipeline
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+try:
+    import onnxruntime  # noqa: F401
+except ImportError:  # the core venv: these tests belong to `make test-edge` (.venv-edge)
+    collect_ignore_glob = ["test_*.py"]
+
+#: Small enough to train, export and validate in well under a minute on 2 cores, big enough to learn the data.
+TINY: dict[str, Any] = {
+    "data": {"limit": 1200},
+    "teacher": {
+        "vocab_size": 700,
+        "hidden_size": 64,
+        "num_layers": 2,
+        "num_heads": 2,
+        "intermediate_size": 128,
+        "epochs": 6,
+        "learning_rate": 2e-3,
+        "batch_size": 32,
+    },
+    "student": {"epochs": 6, "learning_rate": 2e-3, "hidden_loss_weight": 0.1},
+    "max_seq_len": 64,
+    "calibration_samples": 16,
+    "latency_warmup": 2,
+    "latency_runs": 5,
+    # 120 test examples: one flipped prediction is 0.8 points, and INT8 kernels differ across CPUs (AVX2 vs VNNI).
+    "accuracy_gate_points": 5.0,
+    "int8_min_agreement": 0.9,
+}
+
+
+def tiny_config(tmp: Path, **overrides: Any) -> EdgeConfig:
+    """The tiny config writing into ``tmp``; nested dicts in ``overrides`` merge into TINY's."""
+    data: dict[str, Any] = {**TINY, "out_dir": str(tmp / "out"), "cache_dir": str(tmp / "cache")}
+    for k, v in overrides.items():
+        data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
+    return EdgeConfig.model_validate(data)
+
+
+def write_env(config_dir: Path, env: str, edge: dict[str, Any]) -> None:
+    """Write ``<config_dir>/<env>.yaml``: the repo's dev.yaml with ``environment: env`` and this edge section."""
+    base = yaml.safe_load((ROOT / "config" / "dev.yaml").read_text(encoding="utf-8"))
+    base["environment"] = env
+    base["edge"] = edge
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / f"{env}.yaml").write_text(yaml.safe_dump(base, allow_unicode=True), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's tiny run keeps its cache and outputs."""
+    return tmp_path_factory.mktemp("edge-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_dir: Path) -> tuple[EdgeConfig, dict[str, Any]]:
+    """Run the whole pipeline once on the tiny config; returns ``(config, report)``."""
+    cfg = tiny_config(tiny_dir)
+    report = run_pipeline(Context(cfg, ROOT, Console(stderr=True, quiet=True)))
+    return cfg, report

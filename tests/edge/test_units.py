@@ -1,0 +1,104 @@
+"""The pieces: shipped data, distillation loss and student initialisation, step cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+from config.edge_section import EdgeDataConfig
+from edge.cache import cached_step
+from edge.data.generate import DEFAULT_OUT, generate
+from edge.dataset import SHIPPED_DATA, load_examples, split_examples
+from edge.distill import distillation_loss, hidden_cosine_loss, make_student, teacher_layer_indices
+
+
+def test_shipped_data_is_the_generator_output() -> None:
+    rows = [json.loads(line) for line in DEFAULT_OUT.read_text(encoding="utf-8").splitlines()]
+    assert rows == generate()
+    assert len(rows) == 3000
+    assert len({r["text"] for r in rows}) == 3000
+    assert sum(r["label"] == "positive" for r in rows) == 1500
+    assert sum(r["lang"] == "zh" for r in rows) == 1500
+
+
+def test_split_is_deterministic_and_disjoint() -> None:
+    cfg = EdgeDataConfig()
+    examples = load_examples(cfg, Path("."))
+    assert SHIPPED_DATA == DEFAULT_OUT
+    a, b = split_examples(examples, cfg, 0), split_examples(examples, cfg, 0)
+    assert a == b
+    assert [len(a[s]) for s in ("train", "validation", "test")] == [2400, 300, 300]
+    texts = [{e.text for e in a[s]} for s in ("train", "validation", "test")]
+    assert not (texts[0] & texts[1]) and not (texts[0] & texts[2]) and not (texts[1] & texts[2])
+
+
+def test_layer_choice_follows_distilbert() -> None:
+    assert teacher_layer_indices(12, 6) == [0, 2, 4, 6, 8, 10]
+    assert teacher_layer_indices(6, 3) == [0, 2, 4]
+    assert teacher_layer_indices(4, 1) == [0]
+
+
+def test_student_is_initialised_from_teacher_layers() -> None:
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32)
+    teacher = BertForSequenceClassification(cfg).eval()
+    student = make_student(teacher, 2).eval()
+    assert student.config.num_hidden_layers == 2
+    assert teacher.config.num_hidden_layers == 4
+    for s_idx, t_idx in enumerate([0, 2]):
+        s_state = student.bert.encoder.layer[s_idx].state_dict()
+        t_state = teacher.bert.encoder.layer[t_idx].state_dict()
+        assert all(torch.equal(s_state[k], t_state[k]) for k in t_state)
+    assert torch.equal(student.classifier.weight, teacher.classifier.weight)
+    # A copy, not shared storage: training the student must leave the teacher alone.
+    student.classifier.weight.data.add_(1.0)
+    assert not torch.equal(student.classifier.weight, teacher.classifier.weight)
+    ids = torch.randint(0, 50, (2, 7))
+    assert student(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.shape == (2, 2)
+
+
+def test_distillation_loss() -> None:
+    labels = torch.tensor([0, 1])
+    t = torch.tensor([[2.0, -1.0], [-0.5, 1.5]])
+    # Matching the teacher makes the soft term zero; alpha=1 leaves only it.
+    assert distillation_loss(t, t, labels, 2.0, 1.0).item() == pytest.approx(0.0, abs=1e-6)
+    # alpha=0 is plain cross-entropy.
+    s = torch.tensor([[0.3, 0.1], [0.2, 0.9]])
+    ce = torch.nn.functional.cross_entropy(s, labels)
+    assert distillation_loss(s, t, labels, 3.0, 0.0).item() == pytest.approx(ce.item())
+    assert distillation_loss(s, t, labels, 2.0, 0.5).item() > 0
+    h = torch.randn(2, 3, 4)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    assert hidden_cosine_loss(h, h, mask).item() == pytest.approx(0.0, abs=1e-6)
+    assert hidden_cosine_loss(h, -h, mask).item() == pytest.approx(2.0, abs=1e-6)
+
+
+def test_cache_builds_once_and_rebuilds_on_new_inputs(tmp_path: Path) -> None:
+    calls: list[Path] = []
+
+    def build(d: Path) -> None:
+        calls.append(d)
+        (d / "x.txt").write_text("hello")
+
+    d1, k1 = cached_step(tmp_path, "step", {"a": 1}, build)
+    d2, k2 = cached_step(tmp_path, "step", {"a": 1}, build)
+    assert (d1, k1) == (d2, k2)
+    assert len(calls) == 1
+    assert (d1 / "x.txt").read_text() == "hello"
+    d3, k3 = cached_step(tmp_path, "step", {"a": 2}, build)
+    assert k3 != k1
+    assert d3 != d1
+    assert len(calls) == 2
+
+    def broken(d: Path) -> None:
+        (d / "half.txt").write_text("half")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        cached_step(tmp_path, "step", {"a": 3}, broken)
+    # Nothing half-written is left behind for a later run to trust.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([d1.name, d3.name])
