@@ -250,6 +250,8 @@ def prepare_model_dir(package: Path | None, model_dir: Path | None, workdir: Pat
     assert package is not None
     if not package.is_file():
         raise FileNotFoundError(f"--package: {package} does not exist; build it with make package")
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
     target = Path(tempfile.mkdtemp(prefix="llmd-serve-", dir=workdir))
     return safe_extract(package, target)
 
