@@ -13,13 +13,17 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
+from router import complexity
 from router.handler import Router
+from router.lexicon import shared as shared_lexicon
 from router.protocol import parse_request
 from router.settings import Settings
+from router.textview import TextView
 
 SIZES = {"256B": 256, "4KB": 4096, "64KB": 65536}
 RUNS = {"256B": 3000, "4KB": 2000, "64KB": 200}
@@ -74,6 +78,35 @@ def decision_latency(router: Router, kind: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def _p50_us(fn: Callable[[], object], runs: int) -> float:
+    for _ in range(20):
+        fn()
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - t0) / 1000)
+    return round(statistics.median(samples), 1)
+
+
+def stage_breakdown(router: Router, kind: str, label: str = "4KB") -> dict[str, float]:
+    """p50 of each stage of ``Router.decide`` on one prompt: where the time goes."""
+    text = prompt(SIZES[label], kind)
+    req = parse_request(json.dumps({"messages": [{"role": "user", "content": text}]}).encode())
+    view = TextView.of(text)
+    words = shared_lexicon().words(view)
+    runs = RUNS[label]
+    return {
+        "views_us": _p50_us(lambda: TextView.of(text), runs),
+        "word_pass_us": _p50_us(lambda: shared_lexicon().words(view), runs),
+        "detection_us": _p50_us(lambda: router.detector.scan(text, hits=(words.en, words.other), view=view), runs),
+        "scoring_us": _p50_us(
+            lambda: complexity.score(complexity.features([text], words=[words], views=[view]), router.model), runs
+        ),
+        "decide_us": _p50_us(lambda: router.decide(req), runs),
+    }
+
+
 def import_time_ms() -> dict[str, float]:
     totals = []
     for _ in tqdm(range(IMPORT_RUNS), desc="cold import"):
@@ -109,6 +142,7 @@ def quality() -> dict[str, float]:
 def main() -> None:
     router = Router(Settings())
     lat = {kind: decision_latency(router, kind) for kind in BASES}
+    stages = {kind: stage_breakdown(router, kind) for kind in tqdm(BASES, desc="stages at 4 KB")}
     imp = import_time_ms()
     q = quality()
     print(f"\n{'text':>8} {'prompt':>6} {'p50 µs':>9} {'p99 µs':>9} {'p50 / 256B':>11}  {'µs per KB (p50)':>15}")
@@ -119,6 +153,12 @@ def main() -> None:
             print(
                 f"{kind:>8} {label:>6} {r['p50_us']:>9.1f} {r['p99_us']:>9.1f} {r['p50_us'] / base:>11.1f}  {per_kb:>15.1f}"
             )
+    print("\nwhere the time goes at 4 KB (p50 µs; detection and scoring reuse the views and the word pass):")
+    for kind, st in stages.items():
+        print(
+            f"{kind:>8}  views {st['views_us']:.1f}  word pass {st['word_pass_us']:.1f}  detection "
+            f"{st['detection_us']:.1f}  scoring {st['scoring_us']:.1f}  decide {st['decide_us']:.1f}"
+        )
     print(
         f"cold import of router.handler: median {imp['median_ms']} ms, max {imp['max_ms']} ms (boto3 imported: {imp['boto3_imported']})"
     )
@@ -126,6 +166,7 @@ def main() -> None:
     result = {
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
         "decision": lat,
+        "stages_4kb": stages,
         "import": imp,
         "quality": q,
     }

@@ -3,7 +3,8 @@
 Features are counts of cues (asks, reasoning/analysis/derivation verbs, math, code, pasted documents or tables,
 conversation depth, simple-question cues), each squashed with ``log1p`` so a long friendly message does not outweigh a
 short "derive ... and prove ..." request. A logistic model (weights in ``complexity_weights.json`` shipped in this
-folder) turns them into a score in [0, 1]. Two word passes (English on the lower-cased text, Chinese on the text).
+folder) turns them into a score in [0, 1]. Two word passes (English on the text's lower-case ASCII view, Chinese on
+the text); ASCII punctuation is counted on the view's marks (``router.textview``), not with a regex.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from router.lexicon import Hit, Lexicon
+from router import textview
+from router.lexicon import Lexicon, Words
+from router.textview import TextView
 
 WEIGHTS_FILE = Path(__file__).with_name("complexity_weights.json")
 FEATURES = ("asks", "reasoning", "math", "code", "document", "depth", "simple", "length")
@@ -187,13 +190,13 @@ _ZH = {
 }
 _EN_KIND = {w: k for k, words in _EN.items() for w in words}
 _ZH_KIND = {w: k for k, words in _ZH.items() for w in words}
-_ASK_CHARS = ("?", "？")
-_MATH_CHARS = ("=", "^", "%", "×", "÷", "√", "∑", "∫", "+", "/")
-_TABLE_CHARS = ("|", "\t")
+# Question marks ("?", "？"), "|", tab and the ASCII math signs (textview.MATH_SIGNS: = ^ % + /) are counted on the
+# text's views; only the rare non-ASCII math signs go through the word pass (none of them is in a word).
+_WIDE_MATH = ("×", "÷", "√", "∑", "∫")
 EN_WORDS = tuple(_EN_KIND)
 EN_STEMS = tuple(w for w in EN_WORDS if w.isalpha())  # "analy" also finds analysis, analyze, analytical ...
-OTHER_WORDS = (*_ZH_KIND, *_ASK_CHARS, *_MATH_CHARS, *_TABLE_CHARS)
-_LEXICON: Lexicon | None = None  # built on first use without precomputed hits (the handler passes them)
+OTHER_WORDS = (*_ZH_KIND, *_WIDE_MATH)
+_LEXICON: Lexicon | None = None  # built on first use without precomputed words (the handler passes them)
 _STEP_LINE = re.compile(r"(?m)^[ \t]*(?:\d{1,2}[.)、]|[-*•]|第[一二三四五六七八九十]+|step \d)")
 
 
@@ -222,7 +225,8 @@ def features(
     texts: Sequence[str],
     lows: Sequence[str] | None = None,
     depth: int = 1,
-    hits: Sequence[tuple[list[Hit], list[Hit]]] | None = None,
+    words: Sequence[Words] | None = None,
+    views: Sequence[TextView] | None = None,
 ) -> dict[str, float]:
     """Feature values for one request.
 
@@ -230,34 +234,35 @@ def features(
         texts: the user messages' texts (the last one matters most, earlier ones count at half weight).
         lows: their lower-cased forms, if the caller has them.
         depth: number of user turns in the conversation.
-        hits: per text, the word hits of a lexicon that includes this module's words (see ``router.lexicon``).
+        words: per text, what a lexicon that includes this module's words found (see ``router.lexicon``).
+        views: per text, its :class:`~router.textview.TextView` (built here when not given).
 
     Returns:
         One value per name in :data:`FEATURES`, each already squashed (``log1p``).
     """
     counts = dict.fromkeys(FEATURES, 0.0)
-    lows = [t.lower() for t in texts] if lows is None else lows
-    for i, (text, low) in enumerate(zip(texts, lows, strict=True)):
-        weight = 1.0 if i == len(texts) - 1 else 0.5
-        en_hits, other_hits = _own_lexicon().hits(text, low) if hits is None else hits[i]
-        seen = {w for w, _, _ in en_hits if w in _EN_KIND}
-        counts_by_char: dict[str, int] = {}
-        for w, _, _ in other_hits:
+    if views is None:
+        views = [TextView.of(t, None if lows is None else lows[i]) for i, t in enumerate(texts)]
+    for i, view in enumerate(views):
+        weight = 1.0 if i == len(views) - 1 else 0.5
+        found = _own_lexicon().words(view) if words is None else words[i]
+        seen = {w for w in found.present if w in _EN_KIND}
+        wide_math = 0
+        for w, _, _ in found.other:
             if w in _ZH_KIND:
                 seen.add(w)
-            else:
-                counts_by_char[w] = counts_by_char.get(w, 0) + 1
+            elif w in _WIDE_MATH:
+                wide_math += 1
         for w in seen:  # distinct cues: repeating one word is not more reasoning
             counts[_EN_KIND.get(w) or _ZH_KIND[w]] += weight
-        counts["asks"] += weight * sum(counts_by_char.get(c, 0) for c in _ASK_CHARS)
-        lines = text.count("\n")
+        marks = view.marks
+        counts["asks"] += weight * view.count_questions()
+        lines = marks.count(textview.NEWLINE) if textview.NEWLINE in marks else 0  # `in` is a memchr: 10x a count
         if lines:
-            counts["asks"] += weight * 0.5 * len(_STEP_LINE.findall(text))
-            counts["document"] += weight * (
-                lines / 4 + counts_by_char.get("|", 0) / 6 + counts_by_char.get("\t", 0) / 4
-            )
-        counts["math"] += weight * sum(counts_by_char.get(c, 0) for c in _MATH_CHARS) / 2
-        counts["length"] += weight * len(text) / 200
+            counts["asks"] += weight * 0.5 * len(_STEP_LINE.findall(view.text))
+            counts["document"] += weight * (lines / 4 + marks.count(textview.PIPE) / 6 + marks.count(textview.TAB) / 4)
+        counts["math"] += weight * (marks.count(textview.MATH) + wide_math) / 2
+        counts["length"] += weight * len(view.text) / 200
     counts["depth"] = max(0, depth - 1)
     return {k: math.log1p(v) for k, v in counts.items()}
 
@@ -265,7 +270,7 @@ def features(
 def _own_lexicon() -> Lexicon:
     global _LEXICON
     if _LEXICON is None:
-        _LEXICON = Lexicon(EN_WORDS, OTHER_WORDS, stems=EN_STEMS)
+        _LEXICON = Lexicon(EN_WORDS, OTHER_WORDS, stems=EN_STEMS, located=())  # only distinct cues count
     return _LEXICON
 
 

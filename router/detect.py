@@ -1,20 +1,22 @@
 """Sensitive-data detection: which kinds of personal data a text holds and where, never the values.
 
-Three passes over the text: numbers (found once, then classified by ID checksum, phone shape, Luhn and context
-words), English trigger words and Chinese trigger words (both from ``router.lexicon``, shared with complexity
-scoring). Each trigger is then checked with a small anchored regex; every regex is bounded (no nested unbounded
-repeats, possessive quantifiers where a search scans a window) so time grows linearly with the text. When a number or phrase is ambiguous and a context
-word says it is personal, it is flagged: a missed detection sends customer data to the cloud, a false one only keeps a
-request on-prem.
+Three passes over the text: numbers (digit runs found on the text's byte view, ``router.textview``, then matched,
+then classified by ID checksum, phone shape, Luhn and context words), English trigger words and Chinese trigger
+words (both from ``router.lexicon``, shared with complexity scoring). Each trigger is then checked with a small
+anchored regex; every regex is bounded (no nested unbounded repeats, possessive quantifiers where a search scans a
+window) so time grows linearly with the text. When a number or phrase is ambiguous and a context word says it is
+personal, it is flagged: a missed detection sends customer data to the cloud, a false one only keeps a request
+on-prem.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from router.lexicon import Hit, Lexicon
+from router.textview import DIGIT, LETTER, NUMBER_SEP, TextView
 
 # Finding types (stable strings: they appear in logs, headers and the evaluation report).
 CARD = "card"
@@ -45,6 +47,15 @@ class Finding:
 # ---------------------------------------------------------------- numbers
 # 7-25 digits with single spaces/dashes/brackets between them, optional +/00 prefix and a trailing ID check letter X.
 _NUMBER = re.compile(r"[+(0-9０-９](?:[ \-()]{0,2}[0-9０-９]){6,24}[Xx]?")
+# _NUMBER starts with a character class, so ``re`` tests every character of the text (~4 ns each). On the view's
+# marks (digits "0", separators "-") the stretches that could hold a match (at least 6 digits, at most 2 separators
+# between two of them) are found with a pattern that starts with one literal (~1 ns per character); _NUMBER then runs
+# only there. Full-width digits exist only in the text, so a text holding one is scanned whole.
+_DIGIT_RUN = re.compile(re.escape(DIGIT) + b"(?:" + re.escape(NUMBER_SEP) + b"{0,2}+" + re.escape(DIGIT) + b"){5,}+")
+_RUN_LEAD = 3  # a match may start this many characters before its first digit ("+", then 2 separators)
+_NUMBER_MAX_DIGITS = 25  # the most digits one match of _NUMBER holds
+_LETTER = LETTER[0]  # an ASCII letter in the marks
+_FULLWIDTH_DIGITS = "０１２３４５６７８９"
 _FULLWIDTH = str.maketrans("０１２３４５６７８９Ｘｘ＋", "0123456789Xx+")
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 _NANP_SHAPE = re.compile(r"\(?\d{3}\)?[ \-]?\d{3}-\d{4}")
@@ -130,6 +141,7 @@ _HOTLINE_PREFIXES = ("400", "800")
 _EMAIL_LEFT = re.compile(r"[A-Za-z0-9._%+\-]{1,64}+$")
 _EMAIL_RIGHT = re.compile(r"[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,6}\.[A-Za-z]{2,24}")
 _AT_WORDS = (" at ", "[at]", "(at)", " @ ")
+_AT_WORDS_ASCII = tuple(w.encode("ascii") for w in _AT_WORDS)
 # Possessive quantifiers (``++``, ``{m,n}+``): the parts are separated by disjoint characters, so giving back is never
 # needed, and without it a text full of "x dot y at ..." would make the left search quadratic per window.
 _SPELLED_LEFT = re.compile(
@@ -236,6 +248,19 @@ _IBAN_COUNTRIES = frozenset(
         "YE",
     ]
 )
+
+
+def _country_alternation(codes: Iterable[str]) -> str:
+    """``A[DELTZ]|B[AEGHIRY]|...``: re tries alternatives one by one, so 24 first letters beat ~90 whole codes."""
+    by_first: dict[str, str] = {}
+    for code in sorted(codes):
+        by_first[code[0]] = by_first.get(code[0], "") + code[1]
+    return "|".join(f"{first}[{seconds}]" for first, seconds in by_first.items())
+
+
+# How an IBAN that can pass iban_ok starts (country code, check digits): one cheap search rules out most numbers
+# glued to letters (order numbers, codes) before any IBAN-shaped match is tried.
+_IBAN_HEAD = re.compile(f"(?:{_country_alternation(_IBAN_COUNTRIES)})\\d\\d")
 _PASSPORT_CTX = ("passport", "护照", "通行证")
 _PASSPORT_NO = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]{1,2}\d{6,9}|\d{9})(?![A-Za-z0-9])")
 
@@ -544,61 +569,74 @@ class Detector:
         self._custom = tuple((name, re.compile(rx)) for name, rx in custom_patterns)
         self._keywords = tuple(k.lower() for k in custom_keywords if k)
 
-    def scan(self, text: str, low: str | None = None, hits: tuple[list[Hit], list[Hit]] | None = None) -> list[Finding]:
+    def scan(
+        self,
+        text: str,
+        low: str | None = None,
+        hits: tuple[list[Hit], list[Hit]] | None = None,
+        view: TextView | None = None,
+    ) -> list[Finding]:
         """All findings in ``text``, ordered by position.
 
         Args:
             text: the text to scan (any language; English and Chinese are covered).
-            low: ``text.lower()`` if the caller already has it (saves one pass).
+            low: ``text.lower()`` if the caller already has it (not needed: the view is enough).
             hits: word hits of a :class:`~router.lexicon.Lexicon` that includes this module's words (saves the two
                 word passes when complexity scoring needs them too); words of other tables are ignored.
+            view: the text's :class:`~router.textview.TextView` if the caller already has it (saves one pass).
 
         Returns:
             Findings with type and span; overlapping findings of one type are merged.
         """
-        if low is None:
-            low = text.lower()
+        if view is None:
+            view = TextView.of(text, low)
         out: list[Finding] = []
-        self._numbers(text, low, out)
+        self._numbers(view, out)
         if "@" in text:
             self._emails(text, out)
-        en_hits, other_hits = _own_lexicon().hits(text, low) if hits is None else hits
+        if hits is None:
+            found = _own_lexicon().words(view)
+            hits = found.en, found.other
+        en_hits, other_hits = hits
         spelled = False
         for word, s, e in en_hits:
             family = _EN_FAMILY.get(word)
             if family == EMAIL:
                 spelled = True
             elif family is not None:
-                self._en_hit(text, low, word, s, e, out)
+                self._en_hit(text, word, s, e, out)
         if spelled:
-            _spelled_emails(text, low, out)
+            _spelled_emails(text, view.low, out)
         for word, s, e in other_hits:
             if word in _ZH_FAMILY:
                 self._zh_hit(text, word, s, e, out)
         for name, rx in self._custom:
             out.extend(Finding(name, m.start(), m.end()) for m in rx.finditer(text) if m.end() > m.start())
-        for kw in self._keywords:
-            i = low.find(kw)
-            while i >= 0:
-                out.append(Finding(KEYWORD, i, i + len(kw)))
-                i = low.find(kw, i + len(kw))
+        if self._keywords:
+            lowered = view.lower if view.lower is not None else text.lower()
+            for kw in self._keywords:
+                i = lowered.find(kw)
+                while i >= 0:
+                    out.append(Finding(KEYWORD, i, i + len(kw)))
+                    i = lowered.find(kw, i + len(kw))
         return _merge_same_type(out)
 
     @staticmethod
-    def _numbers(text: str, low: str, out: list[Finding]) -> None:
-        for m in _NUMBER.finditer(text):
+    def _numbers(view: TextView, out: list[Finding]) -> None:
+        text = view.text
+        for m in _number_matches(view):
             s, e = m.start(), m.end()
             if s >= 2 and text[s - 1].isascii() and text[s - 1].isalpha():
                 # Letters glued to digits: an IBAN (DE89 3704...) or a code (ORD2023..., AB12...), never a bare number.
-                _iban_near(text, s, e, out)
+                _iban_near(text, view.marks, s, e, out)
                 continue
             if e < len(text) and text[e].isascii() and text[e].isalnum():
                 continue
-            kind = _classify_number(m.group(), low[max(0, s - CONTEXT_WINDOW) : s])
+            kind = _classify_number(m.group(), view.lower_slice(max(0, s - CONTEXT_WINDOW), s))
             if kind is not None:
                 out.append(Finding(kind, s, e))
             elif s >= 5:
-                _iban_near(text, s, e, out)
+                _iban_near(text, view.marks, s, e, out)
 
     @staticmethod
     def _emails(text: str, out: list[Finding]) -> None:
@@ -611,7 +649,7 @@ class Detector:
             i = text.find("@", i + 1)
 
     @staticmethod
-    def _en_hit(text: str, low: str, word: str, s: int, e: int, out: list[Finding]) -> None:
+    def _en_hit(text: str, word: str, s: int, e: int, out: list[Finding]) -> None:
         family = _EN_FAMILY[word]
         if family == NAME:
             m = _EN_NAME_AFTER.match(text, e)
@@ -683,20 +721,60 @@ class Detector:
                 out.append(Finding(ADDRESS, before.start(), m.end()))
 
 
-def _iban_near(text: str, s: int, e: int, out: list[Finding]) -> None:
+def _number_matches(view: TextView) -> Iterator[re.Match[str]]:
+    """The matches of _NUMBER that can lead to a finding, in order, as a scan of the whole text would find them.
+
+    Left out without running _NUMBER: a digit run glued to a letter before it (ORD20231128001234) that is short
+    enough for one match and has no IBAN head near it; :meth:`Detector._numbers` would only look for an IBAN there.
+    """
+    text = view.text
+    if not view.ascii and any(d in text for d in _FULLWIDTH_DIGITS):
+        yield from _NUMBER.finditer(text)
+        return
+    marks = view.marks
+    done = 0  # a whole-text scan goes on after the end of its last match
+    for run in _DIGIT_RUN.finditer(marks):
+        start, end = run.span()
+        if (
+            start >= 2
+            and marks[start - 1] == _LETTER
+            and marks.count(DIGIT, start, end) <= _NUMBER_MAX_DIGITS
+            and not _iban_head_near(text, marks, start)
+        ):
+            continue  # a letter cannot start a match, so the one match starts at `start`: a code, not an IBAN
+        for m in _NUMBER.finditer(text, max(start - _RUN_LEAD, done), end + 1):  # + 1: a check "X"
+            done = m.end()
+            yield m
+
+
+def _iban_head_near(text: str, marks: bytes, s: int) -> bool:
+    """True when an IBAN that passes iban_ok could start at ``s`` or up to 12 characters before it."""
+    lo = max(0, s - 12)
+    if marks.find(DIGIT, lo + 2, s) < 0 and text[lo + 2 : s].isascii():
+        # A head starting at lo or later has its check digits at lo + 2 or later; with none there before s, they
+        # can only be text[s:s+2] (ASCII, so the marks see every digit): no search needed.
+        digits = text[s : s + 2]
+        return len(digits) == 2 and digits.isdecimal() and text[s - 2 : s] in _IBAN_COUNTRIES
+    return _IBAN_HEAD.search(text, lo, s + 4) is not None
+
+
+def _iban_near(text: str, marks: bytes, s: int, e: int, out: list[Finding]) -> None:
     """Check for an IBAN around a number (its country code and check digits come just before the digits)."""
+    if not _iban_head_near(text, marks, s):
+        return  # no IBAN can start at or before the number: order numbers and codes (ORD2023...) end here
     for m in _IBAN.finditer(text, max(0, s - 12), min(len(text), e + 8)):
         if m.start() <= s and iban_ok(m.group()):
             out.append(Finding(IBAN, m.start(), m.end()))
             return
 
 
-def _spelled_emails(text: str, low: str, out: list[Finding]) -> None:
+def _spelled_emails(text: str, low: bytes, out: list[Finding]) -> None:
     """E-mails written out ("john dot smith at example dot com", "li[at]qq[dot]com"); runs once per text.
 
-    Each at-word is examined once: the domain side first (an anchored match), the local part only if it matched.
+    Each at-word is looked for in ``low`` (the text's lower-case view, same offsets) and examined once: the domain
+    side first (an anchored match), the local part only if it matched.
     """
-    for word in _AT_WORDS:
+    for word in _AT_WORDS_ASCII:
         i = low.find(word)
         while i >= 0:
             right = _SPELLED_RIGHT.match(text, i + len(word))

@@ -19,6 +19,7 @@ from router.protocol import ChatRequest, as_sse, decode_body, parse_request
 from router.redact import redact, restore
 from router.settings import Settings
 from router.targets import CircuitBreaker, CloudTarget, LocalTarget, SecretCache, Target
+from router.textview import TextView
 
 LOG = logging.getLogger("router.decision")
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
@@ -51,13 +52,17 @@ class Router:
         self, req: ChatRequest, caller: str | None = None, hint: str | None = None
     ) -> tuple[policy.Decision, list[list[Finding]]]:
         """The routing decision for a parsed request, and the findings of each of its texts."""
-        lows = [t.lower() for t in req.texts]
+        # Each text is prepared once (byte views, one word pass) and read by both detection and scoring.
+        views = [TextView.of(t) for t in req.texts]
         lexicon = shared_lexicon()
-        hits = [lexicon.hits(t, low) for t, low in zip(req.texts, lows, strict=True)]
-        findings = [self.detector.scan(t, low, h) for t, low, h in zip(req.texts, lows, hits, strict=True)]
+        words = [lexicon.words(v) for v in views]
+        findings = [self.detector.scan(v.text, hits=(w.en, w.other), view=v) for v, w in zip(views, words, strict=True)]
         user = [i for i, r in enumerate(req.text_roles) if r == "user"] or list(range(len(req.texts)))
         feats = complexity.features(
-            [req.texts[i] for i in user], [lows[i] for i in user], depth=len(user), hits=[hits[i] for i in user]
+            [req.texts[i] for i in user],
+            depth=len(user),
+            words=[words[i] for i in user],
+            views=[views[i] for i in user],
         )
         pol, threshold, force = self.settings.for_caller(caller)
         decision = policy.decide(

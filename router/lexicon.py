@@ -3,13 +3,13 @@
 Python's regex engine has no multi-pattern automaton: it tries alternatives one by one at every position whose
 character can start a match, so a regex over ~150 English words costs ~15 ns per character. Two cheaper routes:
 
-- English: punctuation and non-ASCII characters become spaces (``bytes.translate`` on the UTF-8 text), the text is
-  split into words, and one C-level set intersection finds which table words are present; only those are then
-  located with ``str.find``. About 3x faster than one regex over all words (kept as :meth:`Lexicon.regex_hits`,
-  the reference the tests compare against).
+- English: the lower-case ASCII view of the text (``router.textview``: same offsets, non-ASCII characters as ``?``)
+  has its punctuation turned into spaces (``bytes.translate``) and is split into words, and one C-level set
+  intersection finds which table words are present; only those are then located with ``bytes.find``. About 3x
+  faster than one regex over all words (kept as :meth:`Lexicon.regex_hits`, the reference the tests compare against).
 
-Chinese words and a few punctuation/math characters are matched on the text itself in both cases (rare
-characters, so few positions qualify).
+Chinese words and a few non-ASCII punctuation/math characters are matched on the text itself with one regex, and
+only when the text is not pure ASCII (ASCII punctuation is counted on the view by its users).
 """
 
 from __future__ import annotations
@@ -17,13 +17,33 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterable
+from dataclasses import dataclass
+
+from router.textview import QUESTION, TextView
 
 Hit = tuple[str, int, int]  # (word as written in the table, start, end)
 
-# Punctuation and every byte of a non-ASCII character (UTF-8) become spaces: "请call me" splits into "call", "me".
+
+@dataclass(frozen=True, slots=True)
+class Words:
+    """What one word pass found in a text (offsets are those of the text; see ``TextView.lower``).
+
+    Attributes:
+        en: every occurrence of the English words the lexicon locates, ordered by position.
+        other: every occurrence of the other words (Chinese, non-ASCII punctuation), ordered by position.
+        present: every English table word that occurs in the text, located or not.
+    """
+
+    en: list[Hit]
+    other: list[Hit]
+    present: set[str]
+
+
+# Punctuation (in the view a non-ASCII character is a "?" too) becomes a space: "请call me" splits into "call", "me".
 _NON_WORD = string.punctuation.encode() + bytes(range(128, 256))
 _TO_SPACE = bytes.maketrans(_NON_WORD, b" " * len(_NON_WORD))
 _TOKEN = re.compile(r"[a-z0-9]+")
+_OTHER_PROBES = 8  # non-ASCII characters looked at one by one before the other-word regex simply runs
 # Endings that turn a stem from a table ("analy", "calculat", "optimi") into the words that carry it.
 STEM_ENDINGS = (
     "", "s", "es", "ed", "d", "e", "ing", "ion", "ions", "ive", "or", "ors", "y", "ies", "ied", "ying", "ze", "se",
@@ -53,9 +73,17 @@ class Lexicon:
         other_words: words (Chinese, punctuation) searched in the text as written.
         stems: the entries of ``en_words`` that are word beginnings ("analy"): on the ASCII route they are found
             through any word that starts with them and ends in one of :data:`STEM_ENDINGS`.
+        located: the English words whose every occurrence :meth:`words` reports (default: all); of the others
+            it only says whether they occur, which for a one-word entry needs no search at all.
     """
 
-    def __init__(self, en_words: Iterable[str], other_words: Iterable[str], stems: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        en_words: Iterable[str],
+        other_words: Iterable[str],
+        stems: Iterable[str] = (),
+        located: Iterable[str] | None = None,
+    ) -> None:
         en = set(en_words)
         stem_set = set(stems)
         self._en_words = en
@@ -74,8 +102,15 @@ class Lexicon:
             for end in endings:
                 self._by_anchor.setdefault((anchor + end).encode(), set()).add(w)
         self._anchors = frozenset(self._by_anchor)
+        self._encoded = {w: w.encode("ascii") for w in en}  # table words are ASCII; the view is searched as bytes
+        self._located = en if located is None else en & set(located)
+        # A one-word entry occurs whenever its anchor (itself, or a word formed from the stem) does.
+        self._one_word = frozenset(w for w in en if _TOKEN.fullmatch(w))
+        self._group_of, self._group_rx = _lead_groups(en - self._located - self._one_word - set(self._direct))
         other = set(other_words)
-        self._other = trie_regex(other)
+        self._other = trie_regex(other) if other else None
+        self._other_first = frozenset(w[0] for w in other)
+        self._other_first_ascii = any(c.isascii() for c in self._other_first)
         # An ASCII text can only hold the ASCII entries (punctuation); a small character set scans faster.
         other_ascii = {w for w in other if w.isascii()}
         self._other_ascii = trie_regex(other_ascii) if other_ascii else None
@@ -88,24 +123,124 @@ class Lexicon:
         return [(m.group(), m.start(), m.end()) for m in self._en.finditer(low)]
 
     def hits(self, text: str, low: str) -> tuple[list[Hit], list[Hit]]:
-        """``(english_hits, other_hits)``; offsets are the same in ``text`` and ``low`` (``text.lower()``).
+        """``(english_hits, other_hits)`` of ``text`` given ``low`` (``text.lower()``); see :meth:`hits_in`."""
+        return self.hits_in(TextView.of(text, low))
 
-        English hits are every occurrence of every table word present (ordered by position); a phrase is looked
-        for only when its longest word (or, for a stem, a word formed from it) occurs as a whole word.
+    def hits_in(self, view: TextView) -> tuple[list[Hit], list[Hit]]:
+        """``(english_hits, other_hits)``: every occurrence of every table word; see :meth:`words`."""
+        found = self._find(view, self._en_words)
+        return found.en, found.other
+
+    def words(self, view: TextView) -> Words:
+        """The table words in a text: every occurrence of the located words, and which of the others occur.
+
+        A phrase is looked for only when its longest word (or, for a stem, a word formed from it) occurs as a
+        whole word.
         """
-        present = self._anchors.intersection(low.encode().translate(_TO_SPACE).split())
-        phrases = {w for a in present for w in self._by_anchor[a]}
-        phrases.update(w for w in self._direct if w in low)
+        return self._find(view, self._located)
+
+    def _find(self, view: TextView, located: set[str]) -> Words:
+        low = view.low
+        anchors = self._anchors.intersection(low.translate(_TO_SPACE).split())
+        phrases = {w for a in anchors for w in self._by_anchor[a]}
+        # bytes ``in`` with a one-byte needle is a memchr, ~10x faster than a search for the whole word.
+        phrases.update(w for w in self._direct if self._encoded[w][:1] in low)
         en: list[Hit] = []
+        present: set[str] = set()
+        groups: set[bytes] = set()
         for w in phrases:
-            i = low.find(w)
+            wb = self._encoded[w]
+            if w not in located:
+                if w in self._one_word:
+                    present.add(w)
+                elif w in self._group_of:
+                    groups.add(self._group_of[w])
+                elif wb in low:
+                    present.add(w)
+                continue
+            i = low.find(wb)
+            if i >= 0:
+                present.add(w)
             while i >= 0:
-                en.append((w, i, i + len(w)))
-                i = low.find(w, i + len(w))
+                en.append((w, i, i + len(wb)))
+                i = low.find(wb, i + len(wb))
+        for anchor in groups:
+            present.update(m.decode("ascii") for m in self._group_rx[anchor].findall(low))
         en.sort(key=lambda h: (h[1], -h[2]))
-        rx = self._other_ascii if text.isascii() else self._other
-        other = [(m.group(), m.start(), m.end()) for m in rx.finditer(text)] if rx is not None else []
-        return en, other
+        return Words(en, self._other_hits(view), present)
+
+    def _other_hits(self, view: TextView) -> list[Hit]:
+        rx = self._other_ascii if view.ascii else self._other
+        if rx is None or (not view.ascii and not self._may_hold_other(view)):
+            return []
+        return [(m.group(), m.start(), m.end()) for m in rx.finditer(view.text)]
+
+    def _may_hold_other(self, view: TextView) -> bool:
+        """False when none of the text's few non-ASCII characters starts an other-word.
+
+        English text with a curly quote or an emoji is not ASCII, and the other-word regex tests every character of
+        it (~3 ns each); looking at a handful of characters (each found with a memchr on the marks, where every
+        non-ASCII character is a "?") settles most such texts. Texts with more go to the regex.
+        """
+        if self._other_first_ascii:
+            return True
+        text, marks = view.text, view.marks
+        wide = 0
+        i = marks.find(QUESTION)
+        for _ in range(_OTHER_PROBES * 8):  # real question marks are "?" in the marks too: skip, within a bound
+            if i < 0:
+                return False
+            c = text[i]
+            if c in self._other_first:
+                return True
+            if c != "?":
+                wide += 1
+                if wide == _OTHER_PROBES:
+                    break
+            i = marks.find(QUESTION, i + 1)
+        return True
+
+
+def _lead_groups(phrases: Iterable[str]) -> tuple[dict[str, bytes], dict[bytes, re.Pattern[bytes]]]:
+    """Phrases that start with the same anchor ("what is", "what are", "what if", "what's"), each group as one regex.
+
+    An absent phrase costs ``in`` a search through the whole text; one regex that starts with the anchor (a literal,
+    which ``re`` scans for quickly) finds which of the group occur in one pass, ~2x faster for three or more. It
+    reports every occurrence only when matches cannot hide one another: the anchor does not overlap itself, does not
+    start inside any phrase's rest, and no rest is a prefix of another ("build a" / "build an" stay apart).
+
+    Returns:
+        ``(phrase -> anchor, anchor -> regex)`` for the groups that qualify.
+    """
+    leads: dict[str, list[str]] = {}
+    for w in phrases:
+        anchor = max(_TOKEN.findall(w), key=len)
+        if w.startswith(anchor):
+            leads.setdefault(anchor, []).append(w)
+    group_of: dict[str, bytes] = {}
+    group_rx: dict[bytes, re.Pattern[bytes]] = {}
+    for anchor, group in leads.items():
+        rests = [w[len(anchor) :] for w in group]
+        if len(group) < 2 or not _one_pass_exact(anchor, rests):
+            continue
+        key = anchor.encode("ascii")
+        group_rx[key] = re.compile(
+            re.escape(key) + b"(?:" + b"|".join(re.escape(r.encode("ascii")) for r in rests) + b")"
+        )
+        group_of.update(dict.fromkeys(group, key))
+    return group_of, group_rx
+
+
+def _one_pass_exact(anchor: str, rests: list[str]) -> bool:
+    """True when ``anchor(?:rest|...)`` found left to right reports every occurrence of every ``anchor + rest``."""
+    if any(anchor[:k] == anchor[-k:] for k in range(1, len(anchor))):
+        return False  # the anchor overlaps itself ("anana")
+    for r in rests:
+        if any(o != r and o.startswith(r) for o in rests):
+            return False
+        if any(anchor.startswith(r[i:]) or r[i:].startswith(anchor) for i in range(len(r))):
+            return False  # an occurrence could start inside an earlier match
+    return True
 
 
 _SHARED: Lexicon | None = None
@@ -121,5 +256,6 @@ def shared() -> Lexicon:
             set(detect.EN_WORDS) | set(complexity.EN_WORDS),
             set(detect.OTHER_WORDS) | set(complexity.OTHER_WORDS),
             stems=complexity.EN_STEMS,
+            located=detect.EN_WORDS,  # detection checks what follows each one; scoring only counts distinct cues
         )
     return _SHARED
