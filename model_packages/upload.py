@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from model_packages.manifest import TARBALL_NAME, ManifestError, verify_package
+from model_packages.manifest import TARBALL_NAME, ManifestError, load_manifest, verify_package
 from model_packages.package import DIST_DIR, NAME_RE
 
 PART_SIZE = 64 * 1024 * 1024
@@ -239,6 +239,41 @@ def upload_file(
     return UploadResult(bucket, key, sha256, size, skipped=False)
 
 
+def check_env_before_upload(env: str, name: str, dist_dir: Path = DIST_DIR, config_dir: Path = CONFIG_DIR) -> None:
+    """Refuse, before any byte is sent, a package the environment's endpoint could not start.
+
+    Raises:
+        UploadError: the config is invalid, its model.name differs from the package name (the endpoint role could
+            not read the key), or the endpoint runs with network isolation and the package has no packed wheels
+            (the container's ``pip install -r code/requirements.txt`` would fail at start-up).
+    """
+    from config.errors import ConfigError
+    from config.loader import config_path, load_config_file
+
+    try:
+        path = config_path(env, config_dir)
+        cfg = load_config_file(path)
+    except ConfigError as err:
+        raise UploadError(f"--env: {err}") from None
+    if cfg.model.name != name:
+        raise UploadError(
+            f"--env {env}: model.name in {path} is {cfg.model.name!r} but the package is {name!r}; the endpoint role "
+            f"may read only models/{cfg.model.name}/ (package with NAME={cfg.model.name} or change model.name)"
+        )
+    try:
+        manifest = load_manifest(dist_dir / name)
+    except ManifestError as err:
+        raise UploadError(f"package {name!r}: {err}") from None
+    has_wheels = any(m.path.startswith("code/wheels/") for m in manifest.members)
+    if cfg.endpoint.vpc.network_isolation and not has_wheels:
+        raise UploadError(
+            f"--env {env}: endpoint.vpc.network_isolation is true in {path}, so the container cannot "
+            f"pip-install code/requirements.txt, and package {name!r} has no packed wheels; rebuild it with "
+            "`make package MODEL=... NAME=... WHEELS=<dir>` (docs/PACKAGING.md) or set "
+            "endpoint.vpc.network_isolation: false"
+        )
+
+
 def record_in_config(env: str, name: str, key: str, config_dir: Path = CONFIG_DIR) -> Path:
     """Write ``model.artifact_key`` into ``config/<env>.yaml`` (atomic, re-validated).
 
@@ -314,11 +349,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--region", help="AWS region (default: from the environment/profile)")
     ap.add_argument("--part-size-mib", type=int, default=PART_SIZE // 2**20, help="multipart part size (>= 5)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--config-dir", type=Path, default=CONFIG_DIR, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.part_size_mib < 5:
         print("error: --part-size-mib: must be >= 5 (S3's minimum part size)", file=sys.stderr)
         return 2
     try:
+        if args.env:
+            check_env_before_upload(args.env, args.name, args.dist_dir, args.config_dir)
         result = upload_package(
             args.name,
             args.bucket,
@@ -330,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             not args.no_progress,
         )
         if args.env:
-            path = record_in_config(args.env, args.name, result.key)
+            path = record_in_config(args.env, args.name, result.key, args.config_dir)
     except UploadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -147,3 +147,42 @@ def test_cli(moto: Moto, bucket: str, dist_dir: Path, capsys: pytest.CaptureFixt
         == 1
     )
     assert "does not exist" in capsys.readouterr().err
+
+
+def _env_config(tmp_path: Path, isolation: bool) -> tuple[Path, str]:
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    data = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
+    data["endpoint"]["vpc"] = {"network_isolation": isolation}
+    (config_dir / "dev.yaml").write_text(yaml.safe_dump(data))
+    return config_dir, data["model"]["name"]
+
+
+def test_cli_refuses_a_package_an_isolated_endpoint_could_not_start(
+    moto: Moto, bucket: str, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_dir, name = _env_config(tmp_path, isolation=True)
+    build_package(str(tiny_model_dir), name, tmp_path / "dist", progress=False)
+    argv = ["--name", name, "--bucket", bucket, "--dist-dir", str(tmp_path / "dist"), "--endpoint-url", moto.url]
+    argv += ["--env", "dev", "--config-dir", str(config_dir), "--no-progress"]
+    assert up.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "endpoint.vpc.network_isolation is true" in err
+    assert "WHEELS=" in err
+    assert moto.s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # refused before any byte was sent
+    assert "artifact_key" not in (config_dir / "dev.yaml").read_text()
+
+
+def test_cli_uploads_and_records_when_the_package_can_start(
+    moto: Moto, bucket: str, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "transformers-5.17.0-py3-none-any.whl").write_bytes(b"wheel bytes")
+    config_dir, name = _env_config(tmp_path, isolation=True)
+    build_package(str(tiny_model_dir), name, tmp_path / "dist", progress=False, wheels_dir=wheels)
+    argv = ["--name", name, "--bucket", bucket, "--dist-dir", str(tmp_path / "dist"), "--endpoint-url", moto.url]
+    assert up.main([*argv, "--env", "dev", "--config-dir", str(config_dir), "--no-progress"]) == 0
+    key = yaml.safe_load((config_dir / "dev.yaml").read_text())["model"]["artifact_key"]
+    assert key.startswith(f"models/{name}/")
+    assert f"model.artifact_key = {key}" in capsys.readouterr().out
