@@ -239,14 +239,8 @@ def upload_file(
     return UploadResult(bucket, key, sha256, size, skipped=False)
 
 
-def check_env_before_upload(env: str, name: str, dist_dir: Path = DIST_DIR, config_dir: Path = CONFIG_DIR) -> None:
-    """Refuse, before any byte is sent, a package the environment's endpoint could not start.
-
-    Raises:
-        UploadError: the config is invalid, its model.name differs from the package name (the endpoint role could
-            not read the key), or the endpoint runs with network isolation and the package has no packed wheels
-            (the container's ``pip install -r code/requirements.txt`` would fail at start-up).
-    """
+def _env_config(env: str, name: str, config_dir: Path) -> tuple[Path, Any]:
+    """Load ``config/<env>.yaml`` and check its ``model.name`` is the package's (the role reads only that prefix)."""
     from config.errors import ConfigError
     from config.loader import config_path, load_config_file
 
@@ -260,6 +254,18 @@ def check_env_before_upload(env: str, name: str, dist_dir: Path = DIST_DIR, conf
             f"--env {env}: model.name in {path} is {cfg.model.name!r} but the package is {name!r}; the endpoint role "
             f"may read only models/{cfg.model.name}/ (package with NAME={cfg.model.name} or change model.name)"
         )
+    return path, cfg
+
+
+def check_env_before_upload(env: str, name: str, dist_dir: Path = DIST_DIR, config_dir: Path = CONFIG_DIR) -> None:
+    """Refuse, before any byte is sent, a package the environment's endpoint could not start.
+
+    Raises:
+        UploadError: the config is invalid, its model.name differs from the package name (the endpoint role could
+            not read the key), or the endpoint runs with network isolation and the package has no packed wheels
+            (the container's ``pip install -r code/requirements.txt`` would fail at start-up).
+    """
+    path, cfg = _env_config(env, name, config_dir)
     try:
         manifest = load_manifest(dist_dir / name)
     except ManifestError as err:
@@ -281,18 +287,9 @@ def record_in_config(env: str, name: str, key: str, config_dir: Path = CONFIG_DI
         UploadError: the environment's model.name differs from the package name (the endpoint role could not read it).
     """
     from config.errors import ConfigError
-    from config.loader import config_path, load_config_file, update_config_value
+    from config.loader import update_config_value
 
-    try:
-        path = config_path(env, config_dir)
-        cfg = load_config_file(path)
-    except ConfigError as err:
-        raise UploadError(f"--env: {err}") from None
-    if cfg.model.name != name:
-        raise UploadError(
-            f"--env {env}: model.name in {path} is {cfg.model.name!r} but the package is {name!r}; the endpoint role "
-            f"may read only models/{cfg.model.name}/ (package with NAME={cfg.model.name} or change model.name)"
-        )
+    path, _ = _env_config(env, name, config_dir)
     try:
         update_config_value(path, "model.artifact_key", key)
     except ConfigError as err:
