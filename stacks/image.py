@@ -36,7 +36,8 @@ def resolve_image(scope: Construct, uri: str | None, repository: str, tag: str) 
     stack = Stack.of(scope)
     if uri:
         registry, _, rest = uri.partition("/")
-        account, _, _ecr, _, region = registry.split(".")[:5]
+        # <account>.dkr.ecr.<region>.amazonaws.com[.cn]
+        account, _dkr, _ecr, region = registry.split(".")[:4]
         repo = rest.split("@")[0].split(":")[0]
         return ContainerImage(
             image_uri=uri,

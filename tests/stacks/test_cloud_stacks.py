@@ -348,3 +348,15 @@ def test_existing_vpc_is_used_without_lookups_and_stays_nag_clean() -> None:
     assert model["VpcConfig"]["Subnets"] == ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
     t.resource_count_is("AWS::EC2::VPC", 0)
     t.has_resource_properties("AWS::EC2::SecurityGroup", {"VpcId": "vpc-0123456789abcdef0"})
+
+
+def test_image_uri_from_config_grants_pull_on_its_own_repository() -> None:
+    data = yaml.safe_load((REPO / "config" / "dev.yaml").read_text())
+    uri = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/llm-serving:1.4.2"
+    data["endpoint"]["image"] = {"uri": uri}
+    built = build_app(parse_config(data), nag=False)
+    assert built.endpoint is not None
+    t = Template.from_stack(built.endpoint)
+    assert only(t, "AWS::SageMaker::Model")["Properties"]["PrimaryContainer"]["Image"] == uri
+    ecr = next(s for s in _statements(t) if "ecr:BatchGetImage" in s["Action"])
+    assert json.dumps(ecr["Resource"]).endswith(':ecr:eu-west-1:111122223333:repository/team/llm-serving"]]}')
