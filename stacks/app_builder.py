@@ -10,6 +10,7 @@ from aws_cdk import App, Environment, Stack, Tags
 from config import DeploymentConfig
 from stacks.artifacts_stack import ArtifactsStack
 from stacks.cloud_stack import EndpointStack
+from stacks.hybrid_stack import HybridStack
 from stacks.context import cdk_context
 from stacks.nag import apply_nag
 
@@ -58,12 +59,8 @@ def build_app(config: DeploymentConfig, app: App | None = None, *, nag: bool = T
 
 
 def _build_hybrid(app: App, config: DeploymentConfig, endpoint: EndpointStack, kwargs: dict[str, Any]) -> Stack | None:
-    """The hybrid router stack, when its module is present and the config enables it."""
-    try:
-        from stacks.hybrid_stack import HybridStack
-    except ImportError:
-        return None
-    if not getattr(config.router, "enabled", True):
+    """The hybrid router stack, when the config enables it."""
+    if not config.router.enabled:
         return None
     return HybridStack(
         app,

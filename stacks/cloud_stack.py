@@ -43,7 +43,6 @@ class EndpointStack(Stack):
         )
         network = None
         if ep.vpc.mode != "none":
-            PrivateNetwork.allow_flow_logs(self.ops_key)
             network = PrivateNetwork(
                 self,
                 "Network",

@@ -35,6 +35,8 @@ class PrivateNetwork(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, props: NetworkProps, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
         if props.mode == "create":
+            # CloudWatch Logs encrypts the flow-log group with this key, so it needs use of it.
+            key.grant_encrypt_decrypt(iam.ServicePrincipal("logs.amazonaws.com"))
             flow_logs = logs.LogGroup(
                 self,
                 "FlowLogs",
@@ -87,11 +89,6 @@ class PrivateNetwork(Construct):
             # Isolated subnets have no internet route, so egress can only reach VPC endpoints.
             allow_all_outbound=True,
         )
-
-    @staticmethod
-    def allow_flow_logs(key: kms.Key) -> None:
-        """Let CloudWatch Logs use ``key`` for the flow-log group."""
-        key.grant_encrypt_decrypt(iam.ServicePrincipal("logs.amazonaws.com"))
 
 
 def _quiet_cfn_lint_w3005(scope: Construct) -> None:
