@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from config.atomic import write_text_atomic
 from config.errors import ConfigError
 from config.schema import DeploymentConfig
 
@@ -101,15 +100,9 @@ def update_config_value(path: Path, dotted: str, value: str) -> None:
             node[p] = {}
         node = node[p]
     node[parts[-1]] = value
-    parse_config(yaml.safe_load(_dump(rt, data)), str(path))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(_dump(rt, data))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = _dump(rt, data)
+    parse_config(yaml.safe_load(text), str(path))
+    write_text_atomic(path, text)
 
 
 def _dump(rt: Any, data: Any) -> str:

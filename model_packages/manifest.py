@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import tarfile
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from config.atomic import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 TARBALL_NAME = "model.tar.gz"
@@ -100,14 +100,7 @@ def sha256_file(path: Path) -> tuple[str, int]:
 def write_manifest(manifest: Manifest, directory: Path) -> Path:
     """Write ``manifest.json`` atomically (temp file + rename) and return its path."""
     target = directory / MANIFEST_NAME
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{MANIFEST_NAME}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(manifest.to_json())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(target, manifest.to_json())
     return target
 
 

@@ -19,7 +19,6 @@ import os
 import re
 import sys
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
+from config.atomic import atomic_write
 from model_packages.manifest import TARBALL_NAME, Manifest, Member, write_manifest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -240,38 +240,30 @@ def build_package(
     total = sum(s.size for s in sources)
     target_dir = out_dir / name
     target_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target_dir, prefix=f".{TARBALL_NAME}.", suffix=".tmp")
+    tarball = target_dir / TARBALL_NAME
     members: list[Member] = []
-    try:
+    with (
+        atomic_write(tarball, "wb") as raw,
+        tqdm(
+            total=total, unit="B", unit_scale=True, desc=f"package {name}", disable=not progress, file=sys.stderr
+        ) as bar,
+    ):
+        out = _HashingWriter(raw)
+        # filename="" and mtime=0 keep the gzip header free of anything that changes between builds.
         with (
-            os.fdopen(fd, "wb") as raw,
-            tqdm(
-                total=total, unit="B", unit_scale=True, desc=f"package {name}", disable=not progress, file=sys.stderr
-            ) as bar,
+            gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=GZIP_LEVEL) as gz,
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
         ):
-            out = _HashingWriter(raw)
-            # filename="" and mtime=0 keep the gzip header free of anything that changes between builds.
-            with (
-                gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=GZIP_LEVEL) as gz,
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
-            ):
-                for info in _dir_infos([s.arcname for s in sources]):
-                    tar.addfile(info)
-                for src in sources:
-                    info = _normalize(tarfile.TarInfo(src.arcname))
-                    info.size = src.size
-                    info.mode = src.mode
-                    with src.open() as f:
-                        reader = _HashingReader(f, bar)
-                        tar.addfile(info, reader)
-                    members.append(Member(src.arcname, info.size, reader.sha.hexdigest()))
-            raw.flush()
-            os.fsync(raw.fileno())
-        tarball = target_dir / TARBALL_NAME
-        os.replace(tmp, tarball)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            for info in _dir_infos([s.arcname for s in sources]):
+                tar.addfile(info)
+            for src in sources:
+                info = _normalize(tarfile.TarInfo(src.arcname))
+                info.size = src.size
+                info.mode = src.mode
+                with src.open() as f:
+                    reader = _HashingReader(f, bar)
+                    tar.addfile(info, reader)
+                members.append(Member(src.arcname, info.size, reader.sha.hexdigest()))
     manifest = Manifest(
         name=name,
         source=source,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from config.atomic import atomic_dir
 
 TINY_MODEL_NAME = "tiny-smoke-test-gpt2"
 SEED = 1234
@@ -111,9 +111,7 @@ def build_tiny_model(out_dir: str | os.PathLike[str], arch: str = "gpt2", force:
     marker = out / "SMOKE_TEST_MODEL.json"
     if marker.is_file() and not force:
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         _train_tokenizer(tmp)
         from transformers import AutoTokenizer
 
@@ -132,12 +130,6 @@ def build_tiny_model(out_dir: str | os.PathLike[str], arch: str = "gpt2", force:
             + "\n",
             encoding="utf-8",
         )
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -10,8 +10,8 @@ from aws_cdk import App, Environment, Stack, Tags
 from config import DeploymentConfig
 from stacks.artifacts_stack import ArtifactsStack
 from stacks.cloud_stack import EndpointStack
-from stacks.hybrid_stack import HybridStack
 from stacks.context import cdk_context
+from stacks.hybrid_stack import HybridStack
 from stacks.nag import apply_nag
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from config.atomic import write_text_atomic
 
 
 def run_cfn_lint(templates: list[Path]) -> list[dict[str, Any]]:
@@ -34,13 +34,6 @@ def run_cfn_lint(templates: list[Path]) -> list[dict[str, Any]]:
     return findings
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="cfn-lint every template in a CDK cloud assembly")
     ap.add_argument("assembly", type=Path, help="cdk.out/<env>")
@@ -53,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"assembly: no *.template.json in {args.assembly}", file=sys.stderr)
         return 2
     findings = run_cfn_lint(templates)
-    write_json_atomic(args.assembly / "cfn-lint.json", findings)
+    write_text_atomic(args.assembly / "cfn-lint.json", json.dumps(findings, indent=2))
     for f in findings:
         loc = f.get("Location", {})
         print(

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from config import ConfigError, DeploymentConfig, load_config
+from config.atomic import write_text_atomic
 from config.instances import instance_table
 
 HOURS_PER_MONTH = 730
@@ -215,11 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(err, file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, prefix=".review.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, args.out)
+    write_text_atomic(args.out, text)
     # Keep this review's templates as the baseline for the next one.
     state.mkdir(parents=True, exist_ok=True)
     for t in args.assembly.glob("*.template.json"):
