@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from config.local_section import BreakerSpec
 from local.breaker import CircuitBreaker
@@ -73,11 +73,7 @@ class Router:
         """
         problems: list[str] = []
         last: EngineError | None = None
-        for engine in self.candidates(call.model, call.schema is not None):
-            breaker = self.breakers[engine.name]
-            if not breaker.allow():
-                problems.append(f"engine {engine.name!r} circuit open (next probe in {breaker.retry_in():.0f} s)")
-                continue
+        for engine, breaker in self._available(call, problems):
             try:
                 result = await self._complete_on(engine, call)
             except EngineError as err:
@@ -91,6 +87,15 @@ class Router:
             self._set_gauge(engine)
             return engine, result
         raise self._exhausted(call, problems, last)
+
+    def _available(self, call: Call, problems: list[str]) -> Iterator[tuple[Engine, CircuitBreaker]]:
+        """The call's candidate engines whose breaker lets a request through, in order; notes the ones skipped."""
+        for engine in self.candidates(call.model, call.schema is not None):
+            breaker = self.breakers[engine.name]
+            if breaker.allow():
+                yield engine, breaker
+            else:
+                problems.append(f"engine {engine.name!r} circuit open (next probe in {breaker.retry_in():.0f} s)")
 
     async def _complete_on(self, engine: Engine, call: Call) -> Result:
         """One engine, with the bounded validate-and-retry loop when a schema was asked for."""
@@ -127,11 +132,7 @@ class Router:
         """
         problems: list[str] = []
         last: EngineError | None = None
-        for engine in self.candidates(call.model, call.schema is not None):
-            breaker = self.breakers[engine.name]
-            if not breaker.allow():
-                problems.append(f"engine {engine.name!r} circuit open (next probe in {breaker.retry_in():.0f} s)")
-                continue
+        for engine, breaker in self._available(call, problems):
             try:
                 if call.schema is not None and not engine.enforces_schema:
                     # Can't validate tokens as they stream: generate whole, validate, then stream the checked answer.
