@@ -439,6 +439,9 @@ _DATE = re.compile(
     re.I,
 )
 _DOB_WINDOW = 24
+_PASSPORT_WINDOW = 30
+# Families whose value follows the context word within a window: (value pattern, window in characters).
+_VALUE_AFTER = {DOB: (_DATE, _DOB_WINDOW), PASSPORT: (_PASSPORT_NO, _PASSPORT_WINDOW)}
 
 
 def luhn_ok(digits: str) -> bool:
@@ -665,14 +668,8 @@ class Detector:
             m = _EN_ADDR_AFTER.match(text, e)
             if m and m.group(1).split()[0].lower() not in _EN_STOP:
                 out.append(Finding(ADDRESS, m.start(1), m.end(1)))
-        elif family == DOB:
-            m = _DATE.search(text, e, e + _DOB_WINDOW)
-            if m:
-                out.append(Finding(DOB, m.start(), m.end()))
-        elif family == PASSPORT:
-            m = _PASSPORT_NO.search(text, e, e + 30)
-            if m:
-                out.append(Finding(PASSPORT, m.start(), m.end()))
+        elif family in _VALUE_AFTER:
+            _value_after(text, family, e, out)
         elif family == IBAN:
             for m in _IBAN_ANYCASE.finditer(text, e, e + 60):
                 if iban_ok(m.group()):
@@ -701,14 +698,8 @@ class Detector:
                 or _any_char(m.group(1), _ZH_ADDR_SHAPE_CHARS)
             ):
                 out.append(Finding(ADDRESS, m.start(1), m.end(1)))
-        elif family == DOB:
-            m = _DATE.search(text, e, e + _DOB_WINDOW)
-            if m:
-                out.append(Finding(DOB, m.start(), m.end()))
-        elif family == PASSPORT:
-            m = _PASSPORT_NO.search(text, e, e + 30)
-            if m:
-                out.append(Finding(PASSPORT, m.start(), m.end()))
+        elif family in _VALUE_AFTER:
+            _value_after(text, family, e, out)
         elif family == "zh_street":
             m = _ZH_STREET_TAIL.match(text, e)
             before = _HAN_BEFORE.search(text, max(0, s - 10), s)
@@ -790,6 +781,14 @@ def _own_lexicon() -> Lexicon:
     if _LEXICON is None:
         _LEXICON = Lexicon(EN_WORDS, OTHER_WORDS)
     return _LEXICON
+
+
+def _value_after(text: str, family: str, e: int, out: list[Finding]) -> None:
+    """A date of birth or passport number shortly after its context word (same shapes in English and Chinese)."""
+    pattern, window = _VALUE_AFTER[family]
+    m = pattern.search(text, e, e + window)
+    if m:
+        out.append(Finding(family, m.start(), m.end()))
 
 
 def _zh_name_span(candidate: str, *, strong: bool) -> int:
