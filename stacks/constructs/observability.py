@@ -6,12 +6,10 @@ from dataclasses import dataclass, field
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
-from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
+
+from stacks.constructs.alarm_topic import AlarmTopic, threshold_alarm
 
 NAMESPACE = "AWS/SageMaker"
 
@@ -38,17 +36,10 @@ class EndpointObservability(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, props: ObservabilityProps, key: kms.Key) -> None:
         super().__init__(scope, construct_id)
         dims = {"EndpointName": props.endpoint_name, "VariantName": props.variant_name}
-        key.grant_encrypt_decrypt(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
-        self.topic = sns.Topic(
-            self,
-            "AlarmTopic",
-            display_name=f"{props.endpoint_name} alarms",
-            master_key=key,
-            enforce_ssl=True,
+        self.alarm_topic = AlarmTopic(
+            self, "AlarmTopic", key=key, display_name=f"{props.endpoint_name} alarms", emails=props.emails
         )
-        for email in props.emails:
-            self.topic.add_subscription(subs.EmailSubscription(email))
-        action = cw_actions.SnsAction(self.topic)
+        self.topic = self.alarm_topic.topic
 
         def metric(name: str, statistic: str, period: Duration = Duration.minutes(1)) -> cw.Metric:
             return cw.Metric(
@@ -70,41 +61,33 @@ class EndpointObservability(Construct):
         latency_p99 = metric("ModelLatency", "p99", Duration.minutes(5))
         latency_p50 = metric("ModelLatency", "p50", Duration.minutes(5))
 
-        self.alarm_5xx = cw.Alarm(
+        self.alarm_5xx = threshold_alarm(
             self,
             "Errors5xx",
-            alarm_description=f"{props.endpoint_name}: >= {props.errors_5xx_per_5min} 5XX errors in 5 minutes",
+            description=f"{props.endpoint_name}: >= {props.errors_5xx_per_5min} 5XX errors in 5 minutes",
             metric=errors_5xx,
             threshold=props.errors_5xx_per_5min,
-            evaluation_periods=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
-        self.alarm_latency = cw.Alarm(
+        self.alarm_latency = threshold_alarm(
             self,
             "ModelLatencyP99",
-            alarm_description=f"{props.endpoint_name}: p99 ModelLatency above {props.p99_model_latency_ms:g} ms "
+            description=f"{props.endpoint_name}: p99 ModelLatency above {props.p99_model_latency_ms:g} ms "
             "for 3 of 3 five-minute periods",
             metric=latency_p99,
             threshold=props.p99_model_latency_ms * 1000,
             evaluation_periods=3,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
-        self.alarm_max_capacity = cw.Alarm(
+        self.alarm_max_capacity = threshold_alarm(
             self,
             "AtMaxCapacity",
-            alarm_description=f"{props.endpoint_name}: running at max capacity ({props.max_instances} instances) "
+            description=f"{props.endpoint_name}: running at max capacity ({props.max_instances} instances) "
             f"for {props.at_max_capacity_minutes} minutes; raise max_instances or the quota",
             metric=self.instance_count,
             threshold=props.max_instances - 0.5,
             evaluation_periods=props.at_max_capacity_minutes,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
-        for alarm in (self.alarm_5xx, self.alarm_latency, self.alarm_max_capacity):
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
+        self.alarm_topic.notify(self.alarm_5xx, self.alarm_latency, self.alarm_max_capacity, ok=True)
 
         self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
         self.dashboard.add_widgets(

@@ -20,16 +20,14 @@ from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cloudwatch as cw
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
+from stacks.constructs.alarm_topic import AlarmTopic, threshold_alarm
 from stacks.nag import acknowledge
 
 ROUTER_DIR = Path(__file__).resolve().parents[2] / "router"
@@ -330,51 +328,41 @@ class RouterApi(Construct):
         )
 
     def _alarms(self, emails: list[str]) -> list[cw.Alarm]:
-        errors = cw.Alarm(
-            self,
-            "Errors",
-            alarm_description="Hybrid router Lambda errors (unhandled exceptions or timeouts) in 5 minutes",
-            metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-        )
-        throttles = cw.Alarm(
-            self,
-            "Throttles",
-            alarm_description="Hybrid router Lambda throttled in 5 minutes (account concurrency exhausted)",
-            metric=self.function.metric_throttles(period=Duration.minutes(5), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-        )
-        server_errors = cw.Alarm(
-            self,
-            "Api5xx",
-            alarm_description="Hybrid router API 5XX answers (e.g. on-prem down for sensitive requests) in 5 minutes",
-            metric=cw.Metric(
-                namespace="AWS/ApiGateway",
-                metric_name="5xx",
-                dimensions_map={"ApiId": self.api.api_id, "Stage": "$default"},
-                statistic="Sum",
-                period=Duration.minutes(5),
+        five_min = Duration.minutes(5)
+        alarms = [
+            threshold_alarm(
+                self,
+                "Errors",
+                description="Hybrid router Lambda errors (unhandled exceptions or timeouts) in 5 minutes",
+                metric=self.function.metric_errors(period=five_min, statistic="Sum"),
+                threshold=1,
             ),
-            threshold=5,
-            evaluation_periods=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            threshold_alarm(
+                self,
+                "Throttles",
+                description="Hybrid router Lambda throttled in 5 minutes (account concurrency exhausted)",
+                metric=self.function.metric_throttles(period=five_min, statistic="Sum"),
+                threshold=1,
+            ),
+            threshold_alarm(
+                self,
+                "Api5xx",
+                description="Hybrid router API 5XX answers (e.g. on-prem down for sensitive requests) in 5 minutes",
+                metric=cw.Metric(
+                    namespace="AWS/ApiGateway",
+                    metric_name="5xx",
+                    dimensions_map={"ApiId": self.api.api_id, "Stage": "$default"},
+                    statistic="Sum",
+                    period=five_min,
+                ),
+                threshold=5,
+            ),
+        ]
+        self.alarm_topic = AlarmTopic(
+            self, "AlarmTopic", key=self.key, display_name="Hybrid router alarms", emails=emails
         )
-        self.key.grant_encrypt_decrypt(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
-        self.topic = sns.Topic(
-            self, "AlarmTopic", display_name="Hybrid router alarms", master_key=self.key, enforce_ssl=True
-        )
-        for email in emails:
-            self.topic.add_subscription(subs.EmailSubscription(email))
-        alarms = [errors, throttles, server_errors]
-        for alarm in alarms:
-            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        self.topic = self.alarm_topic.topic
+        self.alarm_topic.notify(*alarms)
         return alarms
 
 
