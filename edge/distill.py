@@ -11,13 +11,12 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from config.edge_section import EdgeStudentConfig
 from edge.dataset import Example
 from edge.errors import EdgeInputError
-from edge.teacher import accuracy, batches, warmup_then_linear_decay
+from edge.teacher import accuracy, fit
 
 
 def teacher_layer_indices(teacher_layers: int, student_layers: int) -> list[int]:
@@ -88,29 +87,29 @@ def distill(
 ) -> float:
     """Train ``student`` against ``teacher``'s soft targets and the labels; return validation accuracy."""
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed + 1)
     teacher.eval()
     want_hidden = cfg.hidden_loss_weight > 0
-    opt = torch.optim.AdamW(student.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
-    steps = cfg.epochs * -(-len(train) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_then_linear_decay(steps))
-    bar = tqdm(total=steps, desc="student", unit="step")
-    for _ in range(cfg.epochs):
-        student.train()
-        for ids, mask, labels in batches(train, tok, cfg.batch_size, rng):
-            with torch.no_grad():
-                t_out = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=want_hidden)
-            s_out = student(input_ids=ids, attention_mask=mask, output_hidden_states=want_hidden)
-            loss = distillation_loss(s_out.logits, t_out.logits, labels, cfg.temperature, cfg.alpha)
-            if want_hidden:
-                loss = loss + cfg.hidden_loss_weight * hidden_cosine_loss(
-                    s_out.hidden_states[-1], t_out.hidden_states[-1], mask
-                )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    bar.close()
+
+    def kd_loss(ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            t_out = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=want_hidden)
+        s_out = student(input_ids=ids, attention_mask=mask, output_hidden_states=want_hidden)
+        loss = distillation_loss(s_out.logits, t_out.logits, labels, cfg.temperature, cfg.alpha)
+        if want_hidden:
+            loss = loss + cfg.hidden_loss_weight * hidden_cosine_loss(
+                s_out.hidden_states[-1], t_out.hidden_states[-1], mask
+            )
+        return loss
+
+    fit(
+        student,
+        train,
+        tok,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        rng=np.random.default_rng(seed + 1),
+        loss_fn=kd_loss,
+        desc="student",
+    )
     return accuracy(student, validation, tok)

@@ -101,6 +101,39 @@ def accuracy(model: nn.Module, examples: list[Example], tok: Tokenizer, batch_si
     return hits / max(1, len(examples))
 
 
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def fit(
+    model: nn.Module,
+    train: list[Example],
+    tok: Tokenizer,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    rng: np.random.Generator,
+    loss_fn: LossFn,
+    desc: str,
+) -> None:
+    """The training loop teacher and student share: AdamW, warm-up then linear decay, ``loss_fn(ids, mask, labels)``."""
+    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    steps = epochs * -(-len(train) // batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_then_linear_decay(steps))
+    bar = tqdm(total=steps, desc=desc, unit="step")
+    for _ in range(epochs):
+        model.train()
+        for ids, mask, labels in batches(train, tok, batch_size, rng):
+            loss = loss_fn(ids, mask, labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+
+
 def train_teacher(
     model: nn.Module,
     train: list[Example],
@@ -111,22 +144,22 @@ def train_teacher(
 ) -> float:
     """Fine-tune with cross-entropy and AdamW (linear decay); return validation accuracy."""
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
-    steps = cfg.epochs * -(-len(train) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_then_linear_decay(steps))
-    bar = tqdm(total=steps, desc="teacher", unit="step")
-    for _ in range(cfg.epochs):
-        model.train()
-        for ids, mask, labels in batches(train, tok, cfg.batch_size, rng):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    bar.close()
+
+    def cross_entropy(ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss: torch.Tensor = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        return loss
+
+    fit(
+        model,
+        train,
+        tok,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        rng=np.random.default_rng(seed),
+        loss_fn=cross_entropy,
+        desc="teacher",
+    )
     return accuracy(model, validation, tok)
 
 
