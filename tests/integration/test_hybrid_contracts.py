@@ -16,11 +16,12 @@ from typing import Any
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from transformers import AutoTokenizer
 
 from config.local_section import TINY_MODEL_NAME, EngineSpec, LocalConfig
 from model_packages.package import build_package
 from model_packages.tiny_model import build_tiny_model
-from router.targets import CloudTarget, LocalTarget, SecretCache
+from router.targets import CloudTarget, LocalTarget, SecretCache, to_prompt
 from tests.inference.conftest import start_server, stop_server
 from tests.local.gateway import KEY, RunningGateway
 
@@ -48,14 +49,19 @@ def moto_url() -> Iterator[str]:
     server.stop()
 
 
-def _assert_chat_completion(body: dict[str, Any]) -> None:
+def _assert_chat_completion(body: dict[str, Any], prompt_ids: list[int]) -> None:
+    """An OpenAI chat.completion whose usage counts exactly the prompt the model saw and the tokens it made."""
     assert body["object"] == "chat.completion"
     (choice,) = body["choices"]
     assert choice["message"]["role"] == "assistant"
     assert isinstance(choice["message"]["content"], str)
-    assert choice["finish_reason"] in ("stop", "length")
-    assert 1 <= body["usage"]["completion_tokens"] <= 5
-    assert body["usage"]["prompt_tokens"] > 0
+    assert body["usage"]["prompt_tokens"] == len(prompt_ids)
+    if choice["finish_reason"] == "length":
+        assert body["usage"]["completion_tokens"] == CHAT["max_tokens"]
+    else:
+        assert choice["finish_reason"] == "stop"
+        assert 1 <= body["usage"]["completion_tokens"] <= CHAT["max_tokens"]
+    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
 
 
 def test_router_local_target_talks_to_the_real_gateway(model_dir: Path, moto_url: str) -> None:
@@ -69,7 +75,9 @@ def test_router_local_target_talks_to_the_real_gateway(model_dir: Path, moto_url
             arn, client_factory=lambda: boto3.client("secretsmanager", endpoint_url=moto_url, **CREDS)
         )
         target = LocalTarget(gw.url, secrets, timeout_s=30)
-        _assert_chat_completion(target.complete(dict(CHAT)))
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        prompt = tok.apply_chat_template(CHAT["messages"], add_generation_prompt=True, return_dict=True)
+        _assert_chat_completion(target.complete(dict(CHAT)), prompt["input_ids"])
 
 
 def test_router_cloud_target_talks_to_the_real_handler(model_dir: Path, tmp_path: Path) -> None:
@@ -83,6 +91,8 @@ def test_router_cloud_target_talks_to_the_real_handler(model_dir: Path, tmp_path
             default_max_tokens=16,
             client_factory=lambda: boto3.client("sagemaker-runtime", endpoint_url=url, **CREDS),
         )
-        _assert_chat_completion(target.complete(dict(CHAT)))
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        # The cloud target renders chat as plain "Role: text" blocks; the handler tokenizes exactly that.
+        _assert_chat_completion(target.complete(dict(CHAT)), tok(to_prompt(CHAT["messages"]))["input_ids"])
     finally:
         stop_server(proc)

@@ -157,18 +157,21 @@ def test_tiny_top_p_is_greedy(gpt2_engine: EmbeddedEngine) -> None:
 
 
 def test_many_concurrent_requests_all_complete(gpt2_engine: EmbeddedEngine) -> None:
+    requests = [GenerationRequest(prompt=PROMPTS[i % len(PROMPTS)], max_tokens=8 + i % 5, seed=i) for i in range(24)]
+
     async def scenario() -> list[tuple[str, Any]]:
-        jobs = [
-            collect(gpt2_engine, GenerationRequest(prompt=PROMPTS[i % len(PROMPTS)], max_tokens=8 + i % 5, seed=i))
-            for i in range(24)
-        ]
-        return await asyncio.gather(*jobs)
+        return await asyncio.gather(*(collect(gpt2_engine, r) for r in requests))
 
     results = run(scenario())
     assert len(results) == 24
-    for i, (_, chunks) in enumerate(results):
-        assert chunks[-1].finish_reason in ("stop", "length")
-        assert 1 <= chunks[-1].completion_tokens <= 8 + i % 5
+    for request, (_, chunks) in zip(requests, results, strict=True):
+        last = chunks[-1]
+        assert last.prompt_tokens == len(gpt2_engine.prompt_token_ids(request))
+        if last.finish_reason == "length":
+            assert last.completion_tokens == request.max_tokens
+        else:
+            assert last.finish_reason == "stop"  # the model emitted EOS before the limit
+            assert 1 <= last.completion_tokens <= request.max_tokens
     assert gpt2_engine.slots_in_use() == 0
 
 

@@ -100,7 +100,7 @@ def test_tampered_package_is_not_uploaded(moto: Moto, bucket: str, dist_dir: Pat
     shutil.copytree(dist_dir / "tiny-gpt2", tmp_path / "tiny-gpt2")
     with (tmp_path / "tiny-gpt2" / "model.tar.gz").open("r+b") as f:
         f.seek(100)
-        f.write(b"XXXX")
+        f.write(b"\x00tampered")  # four-plus changed bytes inside the gzip stream: the sha256 must no longer match
     with pytest.raises(up.UploadError, match="sha256"):
         up.upload_package("tiny-gpt2", bucket, tmp_path, endpoint_url=moto.url, progress=False)
     assert moto.s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
