@@ -386,7 +386,7 @@ def stream_piece(obj: dict[str, Any]) -> StreamPiece:
     Raises:
         InvokeError: an object in none of these shapes.
     """
-    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
+    usage: dict[str, Any] = obj["usage"] if isinstance(obj.get("usage"), dict) else {}
     p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
     choices = obj.get("choices")
     if isinstance(choices, list):
@@ -398,7 +398,7 @@ def stream_piece(obj: dict[str, Any]) -> StreamPiece:
         finish = ch.get("finish_reason")
         return StreamPiece(str(text or ""), FINISH_REASONS.get(finish, finish) if finish else None, p, c)
     if isinstance(obj.get("token"), dict):
-        details = obj.get("details") if isinstance(obj.get("details"), dict) else {}
+        details: dict[str, Any] = obj["details"] if isinstance(obj.get("details"), dict) else {}
         finish = details.get("finish_reason")
         return StreamPiece(
             "" if obj["token"].get("special") else str(obj["token"].get("text") or ""),
