@@ -410,12 +410,14 @@ def stream_piece(obj: dict[str, Any]) -> StreamPiece:
         text = obj["generated_text"]
         if isinstance(text, list):
             raise InvokeError("a streamed answer holds a list of generations; stream one prompt at a time")
-        finish = obj.get("finish_reason")
+        # our handler puts the counts at the top level; LMI in "details" (when the request asked for details)
+        details = obj["details"] if isinstance(obj.get("details"), dict) else {}
+        finish = obj.get("finish_reason") or details.get("finish_reason")
         return StreamPiece(
             str(text or ""),
             FINISH_REASONS.get(finish, finish) if finish else None,
-            obj.get("prompt_tokens"),
-            obj.get("completion_tokens"),
+            obj.get("prompt_tokens", details.get("prompt_tokens")),
+            obj.get("completion_tokens", details.get("generated_tokens")),
         )
     raise InvokeError(f"streamed object in no known shape (keys {sorted(obj)[:8]})", code="BadStream")
 
