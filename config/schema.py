@@ -163,6 +163,22 @@ class RuntimeSection(Section):
     )
     batch_window_ms: int = Field(default=5, ge=0, le=1000, description="handler: wait this long to fill a batch")
     batch_max_wait_ms: int = Field(default=50, ge=0, le=10_000, description="handler: longest wait for a batch")
+    model_server_workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="handler: TorchServe workers (SAGEMAKER_MODEL_SERVER_WORKERS); default the toolkit's, one per "
+        "GPU; with engine_mode shared, the requests in flight per instance",
+    )
+    engine_mode: Literal["local", "shared"] = Field(
+        default="local", description="handler: shared = one model copy per GPU for all toolkit workers"
+    )
+    engine_connect_timeout_s: int = Field(
+        default=60, ge=1, le=3600, description="handler, shared mode: wait for the engine socket"
+    )
+    engine_start_timeout_s: int = Field(
+        default=900, ge=1, le=7200, description="handler, shared mode: wait for the owner worker to load the model"
+    )
 
     @model_validator(mode="after")
     def _default_within_cap(self) -> RuntimeSection:
@@ -173,7 +189,16 @@ class RuntimeSection(Section):
         return self
 
 
-HANDLER_ONLY_RUNTIME = ("default_max_new_tokens", "truncate_input", "batch_window_ms", "batch_max_wait_ms")
+HANDLER_ONLY_RUNTIME = (
+    "default_max_new_tokens",
+    "truncate_input",
+    "batch_window_ms",
+    "batch_max_wait_ms",
+    "model_server_workers",
+    "engine_mode",
+    "engine_connect_timeout_s",
+    "engine_start_timeout_s",
+)
 # vLLM engine arguments synth writes from typed fields; endpoint.lmi.options may not set them a second time.
 LMI_GENERATED_OPTIONS = frozenset(
     {

@@ -20,7 +20,8 @@ LMI_ASYNC_ENTRYPOINT = "djl_python.lmi_vllm.vllm_async_service"
 def handler_environment(cfg: DeploymentConfig) -> dict[str, str]:
     """``inference.py``'s limits (names: ``Limits.from_env``) and the inference toolkit's settings."""
     rt = cfg.endpoint.runtime
-    return {
+    workers = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(rt.model_server_workers)} if rt.model_server_workers else {}
+    return workers | {
         "SAGEMAKER_PROGRAM": "inference.py",
         "SAGEMAKER_SUBMIT_DIRECTORY": f"{MODEL_DIR}/code",
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
@@ -32,6 +33,9 @@ def handler_environment(cfg: DeploymentConfig) -> dict[str, str]:
         "BATCH_WINDOW_MS": str(rt.batch_window_ms),
         "BATCH_MAX_WAIT_MS": str(rt.batch_max_wait_ms),
         "DTYPE": TORCH_DTYPES[cfg.model.dtype],
+        "ENGINE_MODE": rt.engine_mode,
+        "ENGINE_CONNECT_TIMEOUT_S": str(rt.engine_connect_timeout_s),
+        "ENGINE_START_TIMEOUT_S": str(rt.engine_start_timeout_s),
     }
 
 

@@ -172,8 +172,14 @@ def test_runtime_default_cannot_exceed_the_cap(prod: dict[str, Any]) -> None:
 
 
 def test_model_dtype_and_runtime_reach_the_handler_environment(prod: dict[str, Any]) -> None:
-    prod["endpoint"]["runtime"] = {"max_input_tokens": 2048, "truncate_input": False}
+    prod["endpoint"]["runtime"] = {
+        "max_input_tokens": 2048,
+        "truncate_input": False,
+        "engine_mode": "shared",
+        "model_server_workers": 32,
+    }
     env = container_environment(parse_config(prod))
+    assert (env["ENGINE_MODE"], env["SAGEMAKER_MODEL_SERVER_WORKERS"]) == ("shared", "32")
     assert env["DTYPE"] == "float16"  # prod's model.dtype: fp16
     assert (env["MAX_INPUT_TOKENS"], env["TRUNCATE_INPUT"]) == ("2048", "false")
     assert env["SAGEMAKER_PROGRAM"] == "inference.py"

@@ -27,6 +27,8 @@ FIELDS = {
     "max_batch_size": "MAX_BATCH_SIZE",
     "batch_window_ms": "BATCH_WINDOW_MS",
     "batch_max_wait_ms": "BATCH_MAX_WAIT_MS",
+    "engine_connect_timeout_s": "ENGINE_CONNECT_TIMEOUT_S",
+    "engine_start_timeout_s": "ENGINE_START_TIMEOUT_S",
 }
 
 
@@ -59,7 +61,7 @@ def test_config_bounds_equal_the_handler_bounds(field: str) -> None:
 
 def test_config_defaults_equal_the_handler_defaults() -> None:
     handler, config = Limits(), RuntimeSection()
-    for field in [*FIELDS, "truncate_input"]:
+    for field in [*FIELDS, "truncate_input", "engine_mode"]:
         assert getattr(config, field) == getattr(handler, field), field
 
 
@@ -67,11 +69,17 @@ def test_generated_environment_reads_back_as_the_config() -> None:
     """What synth writes is what the handler reads: every field round-trips through Limits.from_env."""
     cfg = load_config("prod")
     rt = cfg.endpoint.runtime.model_copy(
-        update={"max_input_tokens": 3000, "max_new_tokens": 700, "default_max_new_tokens": 99, "truncate_input": False}
+        update={
+            "max_input_tokens": 3000,
+            "max_new_tokens": 700,
+            "default_max_new_tokens": 99,
+            "truncate_input": False,
+            "engine_mode": "shared",
+        }
     )
     cfg = cfg.model_copy(update={"endpoint": cfg.endpoint.model_copy(update={"runtime": rt})})
     limits = Limits.from_env(handler_environment(cfg))
-    for field in [*FIELDS, "truncate_input"]:
+    for field in [*FIELDS, "truncate_input", "engine_mode"]:
         assert getattr(limits, field) == getattr(rt, field), field
     assert limits.dtype == "float16"  # model.dtype fp16
 
@@ -79,7 +87,8 @@ def test_generated_environment_reads_back_as_the_config() -> None:
 def test_handler_reads_no_limit_the_config_cannot_set() -> None:
     """Every MAX_*/BATCH_*/TRUNCATE_*/DTYPE variable the handler documents has a typed config field."""
     source = inspect.getsource(Limits.from_env)
-    read = set(re.findall(r'"((?:MAX|DEFAULT|BATCH|TRUNCATE)_[A-Z_]+|DTYPE)"', source))
+    read = set(re.findall(r'"((?:MAX|DEFAULT|BATCH|TRUNCATE|ENGINE)_[A-Z_]+|DTYPE)"', source))
+    read.discard("ENGINE_SOCKET_DIR")  # a path inside the container, not a limit: the handler's default is right
     assert len(read) >= 8, f"the probe found only {sorted(read)}; has the handler's table moved?"
     written = set(handler_environment(load_config("prod")).keys())
     assert read <= written, f"handler reads {sorted(read - written)} which synth never writes"
