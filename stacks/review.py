@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from collections import Counter
@@ -257,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state", type=Path, default=None, help="where the previous review's templates are kept")
     args = ap.parse_args(argv)
     try:
-        cfg = load_config(args.env)
+        # LLM_DEPLOY_CONFIG_DIR: another folder of <env>.yaml files, as for app.py (e.g. config/examples)
+        config_dir = os.environ.get("LLM_DEPLOY_CONFIG_DIR")
+        cfg = load_config(args.env, Path(config_dir)) if config_dir else load_config(args.env)
         if args.engine:
             cfg = with_engine(cfg, args.engine, f"config/{args.env}.yaml with --engine {args.engine}")
     except ConfigError as err:
