@@ -6,6 +6,7 @@ Every cross-field rule raises with the dotted field path first, so the loader ca
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +19,7 @@ from config.instances import InstanceType, instance_table
 from config.local_section import LocalConfig
 from config.router_section import RouterConfig
 from config.sizing import (
+    GIB,
     GPU_MEMORY_UTILIZATION,
     Placement,
     fits,
@@ -46,6 +48,9 @@ TORCH_DTYPES: dict[str, str] = {"fp32": "float32", "bf16": "bfloat16", "fp16": "
 # pre-quantized: vLLM reads the scheme from the checkpoint's config, and LMI's guide says not to set it then
 # (setting it limits the kernels vLLM may pick).
 LMI_RUNTIME_QUANTIZE: dict[str, str] = {"fp8": "fp8", "bnb-4bit": "bitsandbytes"}
+# SageMaker's ML storage volume (VolumeSizeInGB) bounds, for instance types without local NVMe.
+MIN_VOLUME_GB = 30
+MAX_VOLUME_GB = 512
 # Scale out when a copy's running batch is this full, so new requests still find a free batch slot.
 CONCURRENCY_TARGET_FILL = 0.75
 NAME_RE = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$"
@@ -535,6 +540,15 @@ class DeploymentConfig(Section):
     def model_download_timeout_s(self) -> int:
         return self.endpoint.download_timeout_s(self.weights_gib)
 
+    @property
+    def volume_size_gb(self) -> int | None:
+        """The ML storage volume for instances without local NVMe: room for the model twice (a model.tar.gz and
+        its unpacked copy) plus 10 GB for the container's scratch space; None where SageMaker uses instance storage
+        (it rejects VolumeSizeInGB there)."""
+        if self.endpoint.instance.nvme:
+            return None
+        return max(MIN_VOLUME_GB, math.ceil(2 * self.weights_gib * GIB / 1e9) + 10)
+
     @model_validator(mode="after")
     def _engine_and_model(self) -> DeploymentConfig:
         if not self.endpoint.enabled:
@@ -566,6 +580,11 @@ class DeploymentConfig(Section):
         if m.dtype == "bf16" and ep.instance.gpus and not ep.instance.bf16:
             raise ValueError(
                 f"model.dtype: bf16 needs an Ampere or newer GPU; {ep.instance_type} has {ep.instance.gpu}; use fp16"
+            )
+        if self.volume_size_gb is not None and self.volume_size_gb > MAX_VOLUME_GB:
+            raise ValueError(
+                f"endpoint.instance_type: {ep.instance_type} has no local NVMe and the model needs a "
+                f"{self.volume_size_gb} GB volume, over SageMaker's {MAX_VOLUME_GB} GB; use an instance with NVMe"
             )
         return self._model_fits_instance()
 

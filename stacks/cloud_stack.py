@@ -72,6 +72,7 @@ class EndpointStack(Stack):
                 environment=container_environment(config),
                 model_uncompressed=config.model.uncompressed,
                 engine=ep.engine,
+                volume_size_gb=config.volume_size_gb,
                 health_check_timeout_s=config.health_check_timeout_s,
                 model_download_timeout_s=config.model_download_timeout_s,
                 data_capture=ep.data_capture.enabled,

@@ -36,6 +36,8 @@ class EndpointProps:
     # model_s3_key is a prefix of uncompressed weights (ModelDataSource) rather than a model.tar.gz (ModelDataUrl).
     model_uncompressed: bool = False
     engine: str = "handler"
+    # ML storage volume in GB; None on instances with local NVMe (SageMaker rejects it there).
+    volume_size_gb: int | None = None
     health_check_timeout_s: int = 600
     model_download_timeout_s: int = 600
     data_capture: bool = False
@@ -166,6 +168,7 @@ class SageMakerEndpoint(Construct):
             initial_variant_weight=1.0,
             container_startup_health_check_timeout_in_seconds=props.health_check_timeout_s,
             model_data_download_timeout_in_seconds=props.model_download_timeout_s,
+            volume_size_in_gb=props.volume_size_gb,
         )
         data_capture = None
         if props.data_capture:

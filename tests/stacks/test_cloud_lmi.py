@@ -171,3 +171,19 @@ def test_prod_synthesizes_with_the_engine_override() -> None:
     ]
     assert env["OPTION_ROLLING_BATCH"] == "vllm"
     assert env["OPTION_DTYPE"] == "fp16"  # prod's model.dtype reaches the container
+
+
+def test_volume_is_sized_for_the_model_where_the_instance_has_no_nvme() -> None:
+    """ml.p3.8xlarge (4 x V100 16 GiB, EBS only): 13B fp16 sharded over 4 GPUs, a volume for the weights twice."""
+    data = yaml.safe_load((EXAMPLES / "llama3-8b.yaml").read_text())
+    data["model"] |= {"params_billions": 13, "dtype": "fp16"}
+    data["endpoint"] |= {"instance_type": "ml.p3.8xlarge", "vpc": {"mode": "none"}}
+    built = build_app(parse_config(data), nag=False)
+    assert built.endpoint is not None
+    t = Template.from_stack(built.endpoint)
+    config = only(t, "AWS::SageMaker::EndpointConfig")["Properties"]
+    (variant,) = config["ProductionVariants"]
+    assert variant["VolumeSizeInGB"] == 62  # ceil(2 x 26 GB) + 10
+    assert "KmsKeyId" in config  # EBS volume: encrypted with our key
+    env = only(t, "AWS::SageMaker::Model")["Properties"]["PrimaryContainer"]["Environment"]
+    assert env["OPTION_TENSOR_PARALLEL_DEGREE"] == "4"
