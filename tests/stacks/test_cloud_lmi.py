@@ -4,6 +4,9 @@ generated OPTION_* environment, tensor parallel on a 4-GPU instance, scaling on 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +190,32 @@ def test_volume_is_sized_for_the_model_where_the_instance_has_no_nvme() -> None:
     assert "KmsKeyId" in config  # EBS volume: encrypted with our key
     env = only(t, "AWS::SageMaker::Model")["Properties"]["PrimaryContainer"]["Environment"]
     assert env["OPTION_TENSOR_PARALLEL_DEGREE"] == "4"
+
+
+@pytest.mark.slow
+def test_app_entry_point_applies_the_engine_context(tmp_path: Path) -> None:
+    """What `cdk synth -c env=dev -c engine=lmi` (make synth ENGINE=lmi) runs: app.py reads the context flag.
+
+    A fresh process, as the CLI starts it: the CLI hands cdk.json's context and the -c flags over in
+    CDK_CONTEXT_JSON, and the jsii kernel reads it when it starts.
+    """
+
+    def run(engine: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env |= {
+            "CDK_OUTDIR": str(tmp_path / engine),
+            "CDK_CONTEXT_JSON": json.dumps(cdk_context(env="dev", engine=engine)),
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        }
+        return subprocess.run(
+            [sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+
+    bad = run("tgi")
+    assert bad.returncode == 2
+    assert "config/dev.yaml with -c engine=tgi: endpoint.engine: Input should be 'handler' or 'lmi'" in bad.stderr
+    good = run("lmi")
+    assert good.returncode == 0, good.stderr[-2000:]
+    template = json.loads((tmp_path / "lmi" / "llm-dev-endpoint.template.json").read_text())
+    (model,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
+    assert model["Properties"]["PrimaryContainer"]["Environment"]["OPTION_ROLLING_BATCH"] == "vllm"
