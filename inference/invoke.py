@@ -285,25 +285,33 @@ class EndpointClient:
             Accept="application/jsonlines",
         )
         lines = LineSplitter()
-        for event in self._events(resp["Body"]):
-            if "PayloadPart" in event:
-                for line in lines.feed(event["PayloadPart"].get("Bytes", b"")):
-                    obj = self._line_object(line)
-                    if obj is not None:
-                        yield obj
-            elif "ModelStreamError" in event:
-                e = event["ModelStreamError"]
-                raise InvokeError(
-                    f"model stream error {e.get('ErrorCode')}: {e.get('Message')}", code="ModelStreamError"
-                )
-            elif "InternalStreamFailure" in event:
-                raise InvokeError(
-                    f"stream failed: {event['InternalStreamFailure'].get('Message')}", code="InternalStreamFailure"
-                )
-        for line in lines.close():
-            obj = self._line_object(line)
-            if obj is not None:
-                yield obj
+        body = resp["Body"]
+        try:
+            for event in self._events(body):
+                if "PayloadPart" in event:
+                    for line in lines.feed(event["PayloadPart"].get("Bytes", b"")):
+                        obj = self._line_object(line)
+                        if obj is not None:
+                            yield obj
+                elif "ModelStreamError" in event:
+                    e = event["ModelStreamError"]
+                    raise InvokeError(
+                        f"model stream error {e.get('ErrorCode')}: {e.get('Message')}", code="ModelStreamError"
+                    )
+                elif "InternalStreamFailure" in event:
+                    raise InvokeError(
+                        f"stream failed: {event['InternalStreamFailure'].get('Message')}",
+                        code="InternalStreamFailure",
+                    )
+            for line in lines.close():
+                obj = self._line_object(line)
+                if obj is not None:
+                    yield obj
+        finally:
+            # A caller that stops early (a client that went away) must not leave the connection open.
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
 
     def _events(self, body: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """The stream's events; botocore raises an error event (message type ``exception``) as EventStreamError."""

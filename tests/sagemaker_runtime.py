@@ -74,6 +74,7 @@ class FakeRuntime:
     def __init__(self, respond: Callable[[str, dict[str, Any]], Reply]) -> None:
         self.respond = respond
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.abandoned = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -125,16 +126,20 @@ class FakeRuntime:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 parts = reply.parts or [json.dumps(reply.json_body).encode()]
-                for part in parts:
-                    if isinstance(part, Gate):
-                        part.event.wait(part.timeout_s)
-                    elif isinstance(part, StreamError):
-                        err = json.dumps({"Message": part.message, "ErrorCode": part.code}).encode()
-                        self._chunk(event_message(err, "ModelStreamError", "exception"))
-                    else:
-                        self._chunk(event_message(part))
-                self.wfile.write(b"0\r\n\r\n")
-                self.wfile.flush()
+                try:
+                    for part in parts:
+                        if isinstance(part, Gate):
+                            part.event.wait(part.timeout_s)
+                        elif isinstance(part, StreamError):
+                            err = json.dumps({"Message": part.message, "ErrorCode": part.code}).encode()
+                            self._chunk(event_message(err, "ModelStreamError", "exception"))
+                        else:
+                            self._chunk(event_message(part))
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    outer.abandoned.set()  # the client closed the stream before its end
+                    self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -29,6 +30,12 @@ from wire import build, sse
 from wire.errors import error_body, error_type
 
 _END = object()
+
+
+def _close(events: Iterator[dict[str, Any]]) -> None:
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()
 
 
 class SageMakerEngine(Engine):
@@ -118,11 +125,15 @@ class SageMakerEngine(Engine):
 
     async def stream(self, call: Call) -> AsyncIterator[bytes]:
         events: Iterator[dict[str, Any]] = self.endpoint.stream_events(self.payload(call))
+        # One thread per stream runs every blocking step, so the final close() waits for a read still in flight
+        # (a client that leaves mid-token cancels this coroutine, not the read) and then closes the connection.
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sagemaker-{self.name}")
+        loop = asyncio.get_running_loop()
         rid, first, pieces, last = build.new_id(call.kind), True, 0, StreamPiece()
         include_usage = bool(call.request.stream_options and call.request.stream_options.include_usage)
         try:
             while True:
-                obj = await asyncio.to_thread(next, events, _END)
+                obj = await loop.run_in_executor(worker, next, events, _END)
                 if obj is _END:
                     break
                 assert isinstance(obj, dict)
@@ -139,6 +150,11 @@ class SageMakerEngine(Engine):
             reason = e.reason if isinstance(e, EngineError) else str(err)
             yield sse.error_event(f"engine {self.name!r} failed mid-stream: {reason}", code="upstream_error")
             return
+        finally:
+            # Close the response stream when the client went away (or anything failed) before the end; queued
+            # behind any read in flight, and not awaited, so a cancelled request does not wait for the next token.
+            worker.submit(_close, events)
+            worker.shutdown(wait=False)
         finish = last.finish_reason or "stop"
         p = last.prompt_tokens or 0
         c = last.completion_tokens if last.completion_tokens is not None else pieces

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,6 +52,12 @@ class Container:
             )
         if body.get("max_tokens") == 7 or body.get("parameters", {}).get("max_new_tokens") == 7:
             return Reply(status=400, json_body={"error": {"message": "max_tokens: 7 is unlucky", "type": "x"}})
+        if endpoint == "long-ep":  # a long answer: first token, then (after the gate) one token per 0.3 s
+            chunks = lmi_chat_chunks(["Par", *["is"] * 20])
+            pause = [Gate(threading.Event(), timeout_s=0.3)]
+            return Reply(
+                parts=[jsonl(chunks[0]), Gate(self.gate), *[p for c in chunks[1:] for p in (jsonl(c), *pause)]]
+            )
         if endpoint == "broken-ep":
             return Reply(parts=[jsonl(lmi_chat_chunks(["Par", "is"])[0]), StreamError("CUDA error: device lost")])
         if "messages" in body:
@@ -113,6 +120,7 @@ def gateway(runtime: FakeRuntime) -> Iterator[RunningGateway]:
         sagemaker("llama", "llama-ep", runtime.url),
         sagemaker("gpt2", "handler-ep", runtime.url, engine="handler"),
         sagemaker("broken", "broken-ep", runtime.url),
+        sagemaker("long", "long-ep", runtime.url),
     )
     with RunningGateway(local) as gw:
         yield gw
@@ -225,3 +233,26 @@ def test_spec_needs_an_endpoint_name() -> None:
         EngineSpec(name="x", kind="sagemaker", models=["x"])
     with pytest.raises(ValueError, match="endpoint_name: only for a sagemaker engine"):
         EngineSpec(name="x", kind="vllm", base_url="http://127.0.0.1:8000", models=["x"], endpoint_name="ep")
+
+
+def test_client_leaving_mid_stream_closes_the_endpoint_stream(
+    gateway: RunningGateway, container: Container, runtime: FakeRuntime
+) -> None:
+    container.gate.clear()
+    r = gateway.post(
+        "/v1/chat/completions",
+        {"model": "long", "messages": [{"role": "user", "content": "x"}], "stream": True},
+        stream=True,
+    )
+    first = next(line for line in r.iter_lines(decode_unicode=True) if line.startswith("data: "))
+    assert json.loads(first[6:])["choices"][0]["delta"]["content"] == "Par"
+    runtime.abandoned.clear()
+    r.close()  # the client goes away while the endpoint still holds the rest
+    time.sleep(0.5)  # let the gateway notice the disconnect and close its side
+    container.gate.set()
+    # the gateway stops reading and closes its sagemaker-runtime stream after the token in flight, so the endpoint's
+    # next writes fail (a gateway that drained the stream in the background would take all 20 tokens, 6 s)
+    assert runtime.abandoned.wait(4)
+    # and it still answers the next request (no stuck worker thread or leaked connection)
+    c = openai.OpenAI(base_url=gateway.url + "/v1", api_key=KEY, max_retries=0, timeout=20)
+    assert c.chat.completions.create(model="llama", messages=[{"role": "user", "content": "y"}]).choices
