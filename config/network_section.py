@@ -163,6 +163,18 @@ class GatewayTlsSection(Section):
     )
 
 
+class DnsForwardSection(Section):
+    """Forward one on-prem DNS domain to the on-prem DNS servers, so the router resolves the gateway's name."""
+
+    domain: str = Field(
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        description="e.g. bank.internal; router.local_url's host must be inside it",
+    )
+    servers: list[Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")]] = Field(
+        min_length=1, max_length=6, description="on-prem DNS server IPv4 addresses (inside onprem_cidrs)"
+    )
+
+
 class NetworkConfig(Section):
     """The hybrid network path; ``mode: none`` keeps the router outside any VPC (refused for prod-like envs)."""
 
@@ -190,6 +202,11 @@ class NetworkConfig(Section):
     inbound_resolver: bool = Field(
         default=False,
         description="a Route 53 Resolver inbound endpoint, so on-prem DNS can forward AWS names to private IPs",
+    )
+    dns_forward: DnsForwardSection | None = Field(
+        default=None,
+        description="a Route 53 Resolver outbound endpoint and rule for the on-prem domain; without it the gateway's "
+        "name must resolve in the VPC (private hosted zone) or local_url must use an IP",
     )
     gateway_tls: GatewayTlsSection = GatewayTlsSection()
     enforce_private_path: bool | None = Field(
@@ -220,7 +237,13 @@ class NetworkConfig(Section):
     @model_validator(mode="after")
     def _consistent(self) -> NetworkConfig:
         if self.mode == "none":
-            if self.link.type != "none" or self.onprem_cidrs or self.gateway_cidrs or self.inbound_resolver:
+            if (
+                self.link.type != "none"
+                or self.onprem_cidrs
+                or self.gateway_cidrs
+                or self.inbound_resolver
+                or self.dns_forward
+            ):
                 raise ValueError("mode: 'none' builds no network; set mode create/existing to use link, CIDRs, DNS")
             return self
         self._check_mode_fields()
@@ -232,6 +255,9 @@ class NetworkConfig(Section):
         for c in self.gateway_cidrs:
             if not any(_network(c).subnet_of(n) for n in onprem):
                 raise ValueError(f"gateway_cidrs: {c} is not inside onprem_cidrs; the link routes only those")
+        for ip in self.dns_forward.servers if self.dns_forward else []:
+            if not any(_in(ip, c) for c in self.onprem_cidrs):
+                raise ValueError(f"dns_forward.servers: {ip} is not inside onprem_cidrs; the link routes only those")
         if self.mode == "create":
             vpc = _network(self.cidr)
             for n in onprem:
@@ -305,6 +331,9 @@ def private_path_problems(
         problems.append(
             f"router.local_url: host {host} is not inside network.gateway_cidrs; the router may connect only there"
         )
+    forward = network.dns_forward
+    if forward and not _is_ip(host) and not (host == forward.domain or host.endswith(f".{forward.domain}")):
+        problems.append(f"router.local_url: host {host} is outside network.dns_forward.domain {forward.domain}")
     prod_like = router_enabled and is_prod_like(environment, network)
     violated: dict[str, str] = {}
     if prod_like and not https:

@@ -197,6 +197,14 @@ def test_tls_pinning_needs_https_and_ip_hosts_must_be_the_gateway(prod: dict[str
     assert parse_config(prod).router.local_url == "https://10.0.5.11:8443"
 
 
+def test_dns_forward_must_cover_the_gateway_and_use_onprem_servers(prod: dict[str, Any]) -> None:
+    prod["router"]["local_url"] = "https://llm-gateway.corp.example:8443"
+    assert "router.local_url: host llm-gateway.corp.example is outside network.dns_forward.domain" in bad(prod)
+    prod["router"]["local_url"] = "https://bank.internal"
+    prod["network"]["dns_forward"]["servers"] = ["8.8.8.8"]
+    assert "network.dns_forward.servers: 8.8.8.8 is not inside onprem_cidrs" in bad(prod)
+
+
 def test_gateway_port_from_url() -> None:
     assert gateway_port("https://gw.bank.internal:8443") == 8443
     assert gateway_port("https://gw.bank.internal") == 443

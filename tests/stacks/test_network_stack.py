@@ -1,0 +1,262 @@
+"""Template assertions for the hybrid network path: router in private subnets, egress only to the gateway and the
+VPC endpoints, the VPN / Direct Connect / Transit Gateway link, PrivateLink endpoints with private DNS, TLS secrets.
+
+One App holds every variant (so jsii and cdk-nag run once); the app must synthesize with no unacknowledged finding.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
+
+from config.loader import parse_config
+from stacks.constructs.gateway_trust import CA_SECRET_ENV, CLIENT_CERT_SECRET_ENV
+from stacks.context import cdk_context
+from stacks.hybrid_stack import HybridStack
+from stacks.lint import run_cfn_lint
+from stacks.nag import apply_nag
+from tests.stacks.test_hybrid_stack import FakeEndpoint
+
+REPO = Path(__file__).resolve().parents[2]
+SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+TABLES = ["rtb-0123456789abcdef0", "rtb-0123456789abcdef1"]
+TGW = "tgw-0123456789abcdef0"
+DXGW = "5f2a3c1e-7b4d-4e8a-9c0f-1a2b3c4d5e6f"
+EVERYWHERE = ("0.0.0.0/0", "::/0")
+
+
+def _prod() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((REPO / "config" / "prod.yaml").read_text(encoding="utf-8"))
+    return data
+
+
+def _existing(link: dict[str, Any]) -> dict[str, Any]:
+    data = _prod()
+    net = data["network"]
+    net.update(
+        mode="existing",
+        vpc_id="vpc-0123456789abcdef0",
+        subnet_ids=SUBNETS,
+        availability_zones=["us-east-1a", "us-east-1b"],
+        route_table_ids=TABLES,
+        link=link,
+        inbound_resolver=False,
+        gateway_tls={},
+    )
+    del net["cidr"], net["dns_forward"]
+    return data
+
+
+def variants() -> dict[str, dict[str, Any]]:
+    dx = _prod()
+    dx["network"]["link"] = {"type": "direct_connect", "direct_connect_gateway_id": DXGW}
+    return {
+        "Prod": _prod(),
+        "TgwVpn": _existing(
+            {
+                "type": "vpn",
+                "transit_gateway_id": TGW,
+                "vpn": {"customer_gateway_ip": "198.51.100.7", "routing": "bgp", "attach": "transit_gateway"},
+            }
+        ),
+        "DirectConnect": dx,
+        "Tgw": _existing({"type": "transit_gateway", "transit_gateway_id": TGW}),
+    }
+
+
+@pytest.fixture(scope="module")
+def synthed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Template]]:
+    out = tmp_path_factory.mktemp("network")
+    app = App(outdir=str(out), context=cdk_context(env="prod"))
+    endpoint = FakeEndpoint(Stack(app, "EndpointStack"))
+    stacks = {
+        name: HybridStack(app, name, config=parse_config(copy.deepcopy(data), name), endpoint=endpoint)
+        for name, data in variants().items()
+    }
+    apply_nag(app)
+    app.synth()  # raises RuntimeError("ValidationFailed") on any unacknowledged cdk-nag finding
+    return out, {name: Template.from_stack(stack) for name, stack in stacks.items()}
+
+
+@pytest.fixture(scope="module")
+def prod(synthed: tuple[Path, dict[str, Template]]) -> Template:
+    return synthed[1]["Prod"]
+
+
+def of_type(t: Template, rtype: str) -> list[dict[str, Any]]:
+    return [r.get("Properties", {}) for r in t.find_resources(rtype).values()]
+
+
+def one(t: Template, rtype: str) -> tuple[str, dict[str, Any]]:
+    found = t.find_resources(rtype)
+    assert len(found) == 1, f"expected one {rtype}, found {len(found)}"
+    lid, res = next(iter(found.items()))
+    return lid, res.get("Properties", {})
+
+
+def logical_id(t: Template, rtype: str, description_start: str) -> str:
+    ids = [
+        lid
+        for lid, r in t.find_resources(rtype).items()
+        if r["Properties"].get("GroupDescription", "").startswith(description_start)
+    ]
+    assert len(ids) == 1, ids
+    return ids[0]
+
+
+def test_router_lambda_runs_in_the_private_subnets_with_its_own_sg(prod: Template) -> None:
+    fn = [f for f in of_type(prod, "AWS::Lambda::Function") if f.get("Handler") == "router.handler.lambda_handler"]
+    vpc_config = fn[0]["VpcConfig"]
+    subnets = prod.find_resources("AWS::EC2::Subnet")
+    assert sorted(s["Ref"] for s in vpc_config["SubnetIds"]) == sorted(subnets)
+    router_sg = logical_id(prod, "AWS::EC2::SecurityGroup", "Hybrid router Lambda")
+    assert vpc_config["SecurityGroupIds"] == [{"Fn::GetAtt": [router_sg, "GroupId"]}]
+
+
+def test_subnets_are_private_only(prod: Template) -> None:
+    for rtype in ("AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::EIP"):
+        assert not prod.find_resources(rtype), rtype
+    assert all(s["MapPublicIpOnLaunch"] is False for s in of_type(prod, "AWS::EC2::Subnet"))
+    assert all(r.get("DestinationCidrBlock") not in EVERYWHERE for r in of_type(prod, "AWS::EC2::Route"))
+    _, flow = one(prod, "AWS::EC2::FlowLog")
+    assert flow["TrafficType"] == "ALL"
+
+
+def test_router_egress_only_to_gateway_port_and_endpoints(prod: Template) -> None:
+    router_sg = logical_id(prod, "AWS::EC2::SecurityGroup", "Hybrid router Lambda")
+    endpoint_sg = logical_id(prod, "AWS::EC2::SecurityGroup", "Interface VPC endpoints")
+    inline = prod.find_resources("AWS::EC2::SecurityGroup")[router_sg]["Properties"]["SecurityGroupEgress"]
+    assert {(r["CidrIp"], r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in inline} == {
+        ("10.0.5.10/32", "tcp", 8443, 8443),
+        ("10.0.5.11/32", "tcp", 8443, 8443),
+    }
+    separate = [
+        e
+        for e in of_type(prod, "AWS::EC2::SecurityGroupEgress")
+        if e["GroupId"] == {"Fn::GetAtt": [router_sg, "GroupId"]}
+    ]
+    assert [(e["DestinationSecurityGroupId"], e["FromPort"], e["ToPort"]) for e in separate] == [
+        ({"Fn::GetAtt": [endpoint_sg, "GroupId"]}, 443, 443)
+    ]
+    ingress = prod.find_resources("AWS::EC2::SecurityGroup")[endpoint_sg]["Properties"]["SecurityGroupIngress"]
+    assert [(r["CidrIp"], r["FromPort"]) for r in ingress] == [("10.0.0.0/16", 443)]
+
+
+def test_no_security_group_opens_to_everywhere(synthed: tuple[Path, dict[str, Template]]) -> None:
+    for name, t in synthed[1].items():
+        rules: list[dict[str, Any]] = []
+        for sg in of_type(t, "AWS::EC2::SecurityGroup"):
+            rules += sg.get("SecurityGroupEgress", []) + sg.get("SecurityGroupIngress", [])
+        rules += of_type(t, "AWS::EC2::SecurityGroupEgress") + of_type(t, "AWS::EC2::SecurityGroupIngress")
+        assert rules, name
+        for rule in rules:
+            assert rule.get("CidrIp") not in EVERYWHERE and rule.get("CidrIpv6") not in EVERYWHERE, (name, rule)
+            assert rule.get("IpProtocol") != "-1", (name, rule)
+
+
+def test_interface_endpoints_with_private_dns_and_account_perimeter(prod: Template) -> None:
+    endpoint_sg = logical_id(prod, "AWS::EC2::SecurityGroup", "Interface VPC endpoints")
+    endpoints = of_type(prod, "AWS::EC2::VPCEndpoint")
+    services = sorted(json.dumps(e["ServiceName"]) for e in endpoints)
+    for svc in ("sagemaker.runtime", "secretsmanager", "kms", ".logs", ".sts"):
+        assert any(svc in s for s in services), (svc, services)
+    for e in endpoints:
+        assert e["VpcEndpointType"] == "Interface" and e["PrivateDnsEnabled"] is True
+        assert e["SecurityGroupIds"] == [{"Fn::GetAtt": [endpoint_sg, "GroupId"]}]
+        (stmt,) = e["PolicyDocument"]["Statement"]
+        assert stmt["Condition"] == {"StringEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_site_to_site_vpn_with_static_routes_on_a_vgw(prod: Template) -> None:
+    vgw, props = one(prod, "AWS::EC2::VPNGateway")
+    assert (props["AmazonSideAsn"], props["Type"]) == (64512, "ipsec.1")
+    _, attach = one(prod, "AWS::EC2::VPCGatewayAttachment")
+    assert attach["VpnGatewayId"] == {"Ref": vgw}
+    _, prop = one(prod, "AWS::EC2::VPNGatewayRoutePropagation")
+    tables = prod.find_resources("AWS::EC2::RouteTable")
+    assert len(tables) == 2 and sorted(r["Ref"] for r in prop["RouteTableIds"]) == sorted(tables)
+    cgw, cgw_props = one(prod, "AWS::EC2::CustomerGateway")
+    assert (cgw_props["IpAddress"], cgw_props["BgpAsn"]) == ("203.0.113.10", 65010)
+    vpn_id, vpn = one(prod, "AWS::EC2::VPNConnection")
+    assert vpn["CustomerGatewayId"] == {"Ref": cgw} and vpn["VpnGatewayId"] == {"Ref": vgw}
+    assert vpn["StaticRoutesOnly"] is True and "TransitGatewayId" not in vpn
+    tunnels = vpn["VpnTunnelOptionsSpecifications"]
+    assert len(tunnels) == 2
+    for tunnel in tunnels:
+        assert tunnel["IKEVersions"] == [{"Value": "ikev2"}]
+        assert tunnel["Phase2EncryptionAlgorithms"] == [{"Value": "AES256-GCM-16"}]
+        assert tunnel["LogOptions"]["CloudwatchLogOptions"]["LogEnabled"] is True
+    _, route = one(prod, "AWS::EC2::VPNConnectionRoute")
+    assert route == {"DestinationCidrBlock": "10.0.0.0/16", "VpnConnectionId": {"Ref": vpn_id}}
+
+
+def test_vpn_on_a_transit_gateway_uses_bgp_and_routes_via_the_tgw(synthed: tuple[Path, dict[str, Template]]) -> None:
+    t = synthed[1]["TgwVpn"]
+    assert not t.find_resources("AWS::EC2::VPNGateway") and not t.find_resources("AWS::EC2::VPNConnectionRoute")
+    _, vpn = one(t, "AWS::EC2::VPNConnection")
+    assert vpn["TransitGatewayId"] == TGW and vpn["StaticRoutesOnly"] is False and "VpnGatewayId" not in vpn
+    attach_id, attach = one(t, "AWS::EC2::TransitGatewayVpcAttachment")
+    assert attach["SubnetIds"] == SUBNETS and attach["VpcId"] == "vpc-0123456789abcdef0"
+    routes = t.find_resources("AWS::EC2::Route")
+    assert sorted(
+        (r["Properties"]["RouteTableId"], r["Properties"]["DestinationCidrBlock"]) for r in routes.values()
+    ) == [
+        (TABLES[0], "10.0.0.0/16"),
+        (TABLES[1], "10.0.0.0/16"),
+    ]
+    assert all(r["Properties"]["TransitGatewayId"] == TGW and r["DependsOn"] == [attach_id] for r in routes.values())
+    fn = [f for f in of_type(t, "AWS::Lambda::Function") if f.get("Handler") == "router.handler.lambda_handler"]
+    assert fn[0]["VpcConfig"]["SubnetIds"] == SUBNETS
+
+
+def test_direct_connect_gets_a_vgw_and_the_association_command(synthed: tuple[Path, dict[str, Template]]) -> None:
+    t = synthed[1]["DirectConnect"]
+    one(t, "AWS::EC2::VPNGateway")
+    one(t, "AWS::EC2::VPNGatewayRoutePropagation")
+    assert not t.find_resources("AWS::EC2::CustomerGateway") and not t.find_resources("AWS::EC2::VPNConnection")
+    outputs = json.dumps(t.find_outputs("*"))
+    assert "create-direct-connect-gateway-association" in outputs and DXGW in outputs
+
+
+def test_transit_gateway_attachment_only(synthed: tuple[Path, dict[str, Template]]) -> None:
+    t = synthed[1]["Tgw"]
+    one(t, "AWS::EC2::TransitGatewayVpcAttachment")
+    assert len(t.find_resources("AWS::EC2::Route")) == 2
+    assert not t.find_resources("AWS::EC2::VPNConnection") and not t.find_resources("AWS::EC2::VPC")
+
+
+def test_dns_inbound_for_onprem_and_forwarding_for_the_gateway_name(prod: Template) -> None:
+    directions = sorted(e["Direction"] for e in of_type(prod, "AWS::Route53Resolver::ResolverEndpoint"))
+    assert directions == ["INBOUND", "OUTBOUND"]
+    _, rule = one(prod, "AWS::Route53Resolver::ResolverRule")
+    assert rule["DomainName"] == "bank.internal" and rule["RuleType"] == "FORWARD"
+    assert [ip["Ip"] for ip in rule["TargetIps"]] == ["10.0.0.2", "10.0.0.3"]
+
+
+def test_gateway_tls_secrets_are_granted_and_named_in_the_environment(prod: Template) -> None:
+    fn = [f for f in of_type(prod, "AWS::Lambda::Function") if f.get("Handler") == "router.handler.lambda_handler"]
+    env = fn[0]["Environment"]["Variables"]
+    secrets = prod.find_resources("AWS::SecretsManager::Secret")
+    ca, cert = env[CA_SECRET_ENV]["Ref"], env[CLIENT_CERT_SECRET_ENV]["Ref"]
+    assert {ca, cert} <= set(secrets) and ca != cert
+    assert "CA bundle" in secrets[ca]["Properties"]["Description"]
+    reads = [
+        r
+        for p in of_type(prod, "AWS::IAM::Policy")
+        for s in p["PolicyDocument"]["Statement"]
+        if "secretsmanager:GetSecretValue" in s["Action"]
+        for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    ]
+    assert {"Ref": ca} in reads and {"Ref": cert} in reads
+
+
+def test_cfn_lint_clean(synthed: tuple[Path, dict[str, Template]]) -> None:
+    out, templates = synthed
+    assert run_cfn_lint([out / f"{name}.template.json" for name in templates]) == []
