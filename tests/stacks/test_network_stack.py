@@ -19,6 +19,7 @@ from aws_cdk.assertions import Template
 from config.loader import parse_config
 from stacks.constructs.gateway_trust import CA_SECRET_ENV, CLIENT_CERT_SECRET_ENV
 from stacks.context import cdk_context
+from stacks.data_paths import DataPath, data_paths, data_paths_section
 from stacks.hybrid_stack import HybridStack
 from stacks.lint import run_cfn_lint
 from stacks.nag import apply_nag
@@ -30,6 +31,8 @@ TABLES = ["rtb-0123456789abcdef0", "rtb-0123456789abcdef1"]
 TGW = "tgw-0123456789abcdef0"
 DXGW = "5f2a3c1e-7b4d-4e8a-9c0f-1a2b3c4d5e6f"
 EVERYWHERE = ("0.0.0.0/0", "::/0")
+HTTP_REASON = "Lab gateway without a certificate until 2027-01-31; accepted by the CISO (SEC-1)."
+VPC_REASON = "No VPN in the pilot region yet; accepted by the CISO (SEC-2) until 2027-01-31."
 
 
 def _prod() -> dict[str, Any]:
@@ -68,7 +71,21 @@ def variants() -> dict[str, dict[str, Any]]:
         ),
         "DirectConnect": dx,
         "Tgw": _existing({"type": "transit_gateway", "transit_gateway_id": TGW}),
+        "Public": public(),
     }
+
+
+def public() -> dict[str, Any]:
+    """A router outside any VPC on plain http: allowed for prod only with both overrides (and shown as such)."""
+    data = _prod()
+    data["router"]["local_url"] = "http://gateway.bank.example:8080"
+    data["network"] = {
+        "overrides": [
+            {"rule": "http_local_url", "reason": HTTP_REASON},
+            {"rule": "router_outside_vpc", "reason": VPC_REASON},
+        ]
+    }
+    return data
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +94,7 @@ def synthed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, T
     app = App(outdir=str(out), context=cdk_context(env="prod"))
     endpoint = FakeEndpoint(Stack(app, "EndpointStack"))
     stacks = {
-        name: HybridStack(app, name, config=parse_config(copy.deepcopy(data), name), endpoint=endpoint)
+        name: HybridStack(app, f"{name}-hybrid", config=parse_config(copy.deepcopy(data), name), endpoint=endpoint)
         for name, data in variants().items()
     }
     apply_nag(app)
@@ -151,6 +168,8 @@ def test_router_egress_only_to_gateway_port_and_endpoints(prod: Template) -> Non
 
 def test_no_security_group_opens_to_everywhere(synthed: tuple[Path, dict[str, Template]]) -> None:
     for name, t in synthed[1].items():
+        if name == "Public":
+            continue
         rules: list[dict[str, Any]] = []
         for sg in of_type(t, "AWS::EC2::SecurityGroup"):
             rules += sg.get("SecurityGroupEgress", []) + sg.get("SecurityGroupIngress", [])
@@ -259,4 +278,62 @@ def test_gateway_tls_secrets_are_granted_and_named_in_the_environment(prod: Temp
 
 def test_cfn_lint_clean(synthed: tuple[Path, dict[str, Template]]) -> None:
     out, templates = synthed
-    assert run_cfn_lint([out / f"{name}.template.json" for name in templates]) == []
+    assert run_cfn_lint([out / f"{name}-hybrid.template.json" for name in templates]) == []
+
+
+# --- the review page's data paths, from these templates ------------------------------------------------------
+
+
+def paths(synthed: tuple[Path, dict[str, Template]], name: str) -> dict[str, DataPath]:
+    out = synthed[0]
+    template = json.loads((out / f"{name}-hybrid.template.json").read_text(encoding="utf-8"))
+    cfg = parse_config(variants()[name], name)
+    return {p.path: p for p in data_paths(cfg, {f"{name}-hybrid": template})}
+
+
+def test_data_paths_prod_private_and_pinned(synthed: tuple[Path, dict[str, Template]]) -> None:
+    rows = paths(synthed, "Prod")
+    gw = rows["router Lambda → on-prem gateway"]
+    assert gw.encryption == "TLS, pinned CA bundle (Secrets Manager), client certificate (mTLS)"
+    assert gw.network.startswith("private subnets → site-to-site VPN (IPsec ikev2, AES256-GCM-16, static routes)")
+    assert gw.network.endswith(
+        "router egress only to 10.0.5.10/32 tcp/8443, 10.0.5.11/32 tcp/8443, Interface VPC endpoints tcp/443"
+    )
+    assert rows["router Lambda → SageMaker endpoint"].network == "PrivateLink interface endpoint (private DNS)"
+    onprem = rows["on-prem gateway / clients → SageMaker endpoint"]
+    assert "over the link to the interface endpoint" in onprem.network
+    assert "forwarded domain bank.internal" in rows["router VPC → on-prem DNS"].network
+    assert all("public internet" not in p.network for p in rows.values())
+
+
+def test_data_paths_show_the_public_path_and_its_overrides(synthed: tuple[Path, dict[str, Template]]) -> None:
+    rows = paths(synthed, "Public")
+    gw = rows["router Lambda → on-prem gateway"]
+    assert gw.encryption == f"NONE: plain http (override: {HTTP_REASON})"
+    assert gw.network == f"public internet (override: {VPC_REASON})"
+    assert rows["router Lambda → SageMaker endpoint"].network == "AWS public endpoint"
+    assert "public internet" in rows["on-prem gateway / clients → SageMaker endpoint"].network
+    assert "router VPC → on-prem DNS" not in rows
+
+
+def test_data_paths_name_the_link_kind(synthed: tuple[Path, dict[str, Template]]) -> None:
+    assert (
+        "Direct Connect (private circuit" in paths(synthed, "DirectConnect")["router Lambda → on-prem gateway"].network
+    )
+    tgw_vpn = paths(synthed, "TgwVpn")["router Lambda → on-prem gateway"].network
+    assert "site-to-site VPN (IPsec ikev2, AES256-GCM-16, BGP) on a transit gateway" in tgw_vpn
+    assert "transit gateway attachment" in paths(synthed, "Tgw")["router Lambda → on-prem gateway"].network
+
+
+def test_review_page_has_the_data_paths_and_overrides(
+    synthed: tuple[Path, dict[str, Template]], tmp_path: Path
+) -> None:
+    out = synthed[0]
+    (tmp_path / "llm-prod-hybrid.template.json").write_text((out / "Public-hybrid.template.json").read_text())
+    lines = data_paths_section(parse_config(public(), "public"), tmp_path)
+    text = "\n".join(lines)
+    assert text.startswith("## Data paths between the premises and AWS\n\n| path | protocol | encryption |")
+    assert f"- `http_local_url` — {HTTP_REASON}" in text and f"- `router_outside_vpc` — {VPC_REASON}" in text
+    assert data_paths_section(parse_config(public(), "public"), tmp_path / "empty")[2].startswith(
+        "- The hybrid router is not deployed"
+    )
