@@ -51,6 +51,21 @@ def _check_cidrs(values: list[str]) -> list[str]:
     return values
 
 
+# boto3's per-service endpoint variables (AWS_ENDPOINT_URL_<service id>) for each interface endpoint.
+BOTO3_ENDPOINT_ENV: dict[str, str] = {
+    "sagemaker_runtime": "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+    "secretsmanager": "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "kms": "AWS_ENDPOINT_URL_KMS",
+    "logs": "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+    "sts": "AWS_ENDPOINT_URL_STS",
+}
+
+
+def endpoint_output_key(service: str) -> str:
+    """The hybrid stack's output holding an interface endpoint's DNS name, e.g. ``EndpointDnsSagemakerRuntime``."""
+    return "EndpointDns" + "".join(part.capitalize() for part in service.split("_"))
+
+
 def gateway_port(url: str) -> int:
     """The TCP port the router connects to: the URL's port, or 443 / 80 by scheme."""
     parts = urlsplit(url)

@@ -16,7 +16,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_route53resolver as resolver
 from constructs import Construct
 
-from config.network_section import NetworkConfig
+from config.network_section import NetworkConfig, endpoint_output_key
 from stacks.constructs.network import isolated_vpc
 
 HTTPS = 443
@@ -132,7 +132,11 @@ class HybridLink(Construct):
             )
         )
         dns = Fn.select(1, Fn.split(":", Fn.select(0, endpoint.vpc_endpoint_dns_entries)))
-        CfnOutput(self, f"EndpointDns-{name}", value=dns, description=f"{name} endpoint DNS name, for on-prem callers")
+        output = CfnOutput(
+            self, f"EndpointDns-{name}", value=dns, description=f"{name} endpoint DNS, for on-prem callers"
+        )
+        # A stable key: `python -m stacks.onprem_env` reads the deployed outputs by these names.
+        output.override_logical_id(endpoint_output_key(name))
         return endpoint
 
     def _link(self, network: NetworkConfig) -> None:

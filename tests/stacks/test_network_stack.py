@@ -14,18 +14,23 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
+from config import load_config
 from config.loader import parse_config
+from config.network_section import BOTO3_ENDPOINT_ENV, endpoint_output_key
 from stacks.constructs.gateway_trust import CA_SECRET_ENV, CLIENT_CERT_SECRET_ENV
 from stacks.context import cdk_context
 from stacks.data_paths import DataPath, data_paths, data_paths_section
 from stacks.hybrid_stack import HybridStack
 from stacks.lint import run_cfn_lint
 from stacks.nag import apply_nag
+from stacks.onprem_env import main as onprem_main
+from stacks.onprem_env import onprem_settings
 from tests.stacks.test_hybrid_stack import FakeEndpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -378,3 +383,85 @@ def test_review_page_has_the_data_paths_and_overrides(
     assert data_paths_section(parse_config(public(), "public"), tmp_path / "empty")[2].startswith(
         "- The hybrid router is not deployed"
     )
+
+
+# --- the on-prem side: boto3 endpoint variables and the firewall allowlist from the deployed outputs ----------
+
+BOTO3_CLIENT = {
+    "sagemaker_runtime": "sagemaker-runtime",
+    "secretsmanager": "secretsmanager",
+    "kms": "kms",
+    "logs": "logs",
+    "sts": "sts",
+}
+
+
+def deployed_outputs(t: Template) -> dict[str, str]:
+    """What `cdk deploy --outputs-file` would record: the template's output keys with plausible values."""
+    return {key: f"vpce-0a1b2c3d4e5f-{key.lower()}.us-east-1.vpce.amazonaws.com" for key in t.find_outputs("*")}
+
+
+def test_endpoint_outputs_have_stable_keys(prod: Template) -> None:
+    keys = set(prod.find_outputs("*"))
+    cfg = load_config("prod")
+    assert {endpoint_output_key(s) for s in cfg.network.interface_endpoints} <= keys
+    assert endpoint_output_key("sagemaker_runtime") == "EndpointDnsSagemakerRuntime"
+
+
+def test_onprem_env_points_boto3_at_the_endpoints(prod: Template, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config("prod")
+    settings = onprem_settings(cfg, deployed_outputs(prod))
+    assert set(settings.env) == {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_STS_REGIONAL_ENDPOINTS"} | {
+        BOTO3_ENDPOINT_ENV[s] for s in cfg.network.interface_endpoints
+    }
+    # Real boto3 clients built from these variables use the endpoint names: the variable names are right.
+    for name, value in settings.env.items():
+        monkeypatch.setenv(name, value)
+    session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test")
+    for service in cfg.network.interface_endpoints:
+        client = session.client(BOTO3_CLIENT[service])  # type: ignore[call-overload]
+        assert client.meta.endpoint_url == settings.env[BOTO3_ENDPOINT_ENV[service]]
+        assert client.meta.endpoint_url.endswith(".vpce.amazonaws.com")
+    allow = "\n".join(settings.allowlist)
+    assert "allow tcp/8443 from 10.30.0.0/16 to 10.0.5.10/32, 10.0.5.11/32" in allow
+    assert "allow tcp/443 from the gateway hosts to 10.30.0.0/16" in allow
+    assert "deny tcp/443 from the gateway hosts to any other address" in allow
+    assert "allow udp+tcp/53 from 10.30.0.0/16 to 10.0.0.2, 10.0.0.3" in allow
+    assert "udp/500, udp/4500, esp" in allow
+
+
+def test_onprem_env_cli(prod: Template, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"llm-prod-hybrid": deployed_outputs(prod)}))
+    assert onprem_main(["--env", "prod", "--outputs", str(outputs), "--out", str(tmp_path / "o")]) == 0
+    env = (tmp_path / "o" / "aws-private.env").read_text()
+    assert "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=https://vpce-0a1b2c3d4e5f-endpointdnssagemakerruntime" in env
+    assert (tmp_path / "o" / "allowlist.txt").read_text().startswith("allow tcp/8443 from 10.30.0.0/16")
+    # describe-stacks' list shape works too; a missing endpoint, a wrong file or a dev config is a clear error.
+    outputs.write_text(json.dumps([{"OutputKey": k, "OutputValue": v} for k, v in deployed_outputs(prod).items()]))
+    assert onprem_main(["--env", "prod", "--outputs", str(outputs), "--out", str(tmp_path / "o2")]) == 0
+    outputs.write_text(json.dumps({"llm-prod-hybrid": {"ApiUrl": "https://x"}}))
+    assert onprem_main(["--env", "prod", "--outputs", str(outputs), "--out", str(tmp_path / "o3")]) == 2
+    assert "outputs: EndpointDnsSagemakerRuntime missing" in capsys.readouterr().err
+    outputs.write_text(json.dumps({"llm-dev-hybrid": deployed_outputs(prod)}))
+    assert onprem_main(["--env", "dev", "--outputs", str(outputs), "--out", str(tmp_path / "o3")]) == 2
+    assert "network.mode: 'dev' has no private path (mode none)" in capsys.readouterr().err
+    outputs.write_text("{not json")
+    assert onprem_main(["--env", "prod", "--outputs", str(outputs), "--out", str(tmp_path / "o3")]) == 2
+    assert "onprem_env: Expecting property name" in capsys.readouterr().err
+    assert not (tmp_path / "o3").exists()
+
+
+def test_compose_override_is_valid_and_reads_the_generated_file() -> None:
+    override = REPO / "local" / "compose.aws-private.yaml"
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(override)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    gateway = yaml.safe_load(override.read_text())["services"]["gateway"]
+    assert gateway["env_file"] == [{"path": "./aws-private/aws-private.env", "required": True}]
+    assert "gateway" in yaml.safe_load((REPO / "local" / "compose.yaml").read_text())["services"]
