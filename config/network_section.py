@@ -224,8 +224,10 @@ class NetworkConfig(Section):
         "name must resolve in the VPC (private hosted zone) or local_url must use an IP",
     )
     gateway_tls: GatewayTlsSection = GatewayTlsSection()
-    enforce_private_path: bool | None = Field(
-        default=None, description="refuse http/no-VPC routers; default: on for prod-like environment names"
+    enforce_private_path: bool = Field(
+        default=False,
+        description="apply the prod-like rules (https gateway, router in a VPC) to this environment too; prod-like "
+        "names always get them, and only a reasoned override lifts one",
     )
     overrides: list[Override] = Field(default_factory=list)
 
@@ -312,10 +314,11 @@ class NetworkConfig(Section):
 
 
 def is_prod_like(environment: str, network: NetworkConfig) -> bool:
-    """Whether the private-path rules apply: ``enforce_private_path`` if set, else by environment name."""
-    if network.enforce_private_path is not None:
-        return network.enforce_private_path
-    return PROD_LIKE_RE.match(environment) is not None
+    """Whether the private-path rules apply: always for prod-like names, else when ``enforce_private_path`` is set.
+
+    There is deliberately no switch to turn them off for a prod-like name: that takes an override with a reason.
+    """
+    return network.enforce_private_path or PROD_LIKE_RE.match(environment) is not None
 
 
 def private_path_problems(

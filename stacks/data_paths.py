@@ -15,6 +15,15 @@ from typing import Any
 from config import DeploymentConfig
 
 ROUTER_HANDLER = "router.handler.lambda_handler"
+HOURS_PER_MONTH = 730
+# Hourly list prices in us-east-1 as published by AWS when this was written (not fetched; data processing and
+# transfer are extra). Other regions differ by a few percent.
+USD_PER_HOUR = {
+    "vpn_connection": 0.05,
+    "interface_endpoint_az": 0.01,
+    "resolver_endpoint_ip": 0.125,
+    "tgw_attachment": 0.05,
+}
 Template = dict[str, Any]
 ENDPOINT_NAMES = {
     "sagemaker.runtime": "SageMaker Runtime",
@@ -276,6 +285,30 @@ def _capture_rows(templates: dict[str, Template]) -> list[DataPath]:
     return rows
 
 
+def network_cost_lines(cfg: DeploymentConfig) -> list[str]:
+    """Monthly fixed cost of the private path, by part, from the config (what the reviewer pays for privacy)."""
+    net = cfg.network
+    if not net.enabled:
+        return []
+    azs = 2 if net.mode == "create" else len(net.subnet_ids)
+    parts = [("interface endpoints", len(net.interface_endpoints) * azs * USD_PER_HOUR["interface_endpoint_az"])]
+    if net.link.type == "vpn":
+        parts.append(("site-to-site VPN connection", USD_PER_HOUR["vpn_connection"]))
+    if net.link.transit_gateway:
+        parts.append(("transit gateway attachment", USD_PER_HOUR["tgw_attachment"]))
+    resolvers = int(net.inbound_resolver) + int(net.dns_forward is not None)
+    if resolvers:
+        parts.append(
+            (f"{resolvers} Route 53 Resolver endpoint(s)", resolvers * azs * USD_PER_HOUR["resolver_endpoint_ip"])
+        )
+    total = sum(hourly for _, hourly in parts) * HOURS_PER_MONTH
+    detail = ", ".join(f"{name} ${hourly * HOURS_PER_MONTH:,.0f}" for name, hourly in parts)
+    return [
+        f"Private path: ~${total:,.0f} per month fixed ({detail}); us-east-1 list prices, data processing and "
+        "transfer extra (Direct Connect ports are billed to their owner)."
+    ]
+
+
 def data_paths_section(cfg: DeploymentConfig, assembly: Path) -> list[str]:
     """Markdown lines for REVIEW.md: the data-path table and the private-path overrides in force."""
     templates = {
@@ -288,6 +321,7 @@ def data_paths_section(cfg: DeploymentConfig, assembly: Path) -> list[str]:
         return [*out, "- The hybrid router is not deployed: no data path between the premises and AWS.", ""]
     out += ["| path | protocol | encryption | network | data |", "|---|---|---|---|---|"]
     out += [f"| {p.path} | {p.protocol} | {p.encryption} | {p.network} | {p.data} |" for p in rows]
+    out += ["", *[f"- {line}" for line in network_cost_lines(cfg)]]
     out += ["", "### Private-path overrides", ""]
     out += [f"- `{o.rule}` — {o.reason}" for o in cfg.network.overrides] or ["- none"]
     return [*out, ""]

@@ -103,6 +103,9 @@ def test_prod_likeness_by_name_and_by_flag(prod: dict[str, Any]) -> None:
     assert "over the public internet" in bad(data)
     data["network"] = {"enforce_private_path": False}
     assert parse_config(data).network.mode == "none"
+    # A prod-like name cannot switch the rules off: only a reasoned override lifts one.
+    data["environment"] = "prod"
+    assert "over the public internet" in bad(data)
 
 
 def test_disabled_router_needs_no_private_path(prod: dict[str, Any]) -> None:

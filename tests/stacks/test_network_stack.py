@@ -25,7 +25,7 @@ from config.loader import parse_config
 from config.network_section import BOTO3_ENDPOINT_ENV, endpoint_output_key
 from stacks.constructs.gateway_trust import CA_SECRET_ENV, CLIENT_CERT_SECRET_ENV
 from stacks.context import cdk_context
-from stacks.data_paths import DataPath, data_paths, data_paths_section
+from stacks.data_paths import DataPath, data_paths, data_paths_section, network_cost_lines
 from stacks.hybrid_stack import HybridStack
 from stacks.lint import run_cfn_lint
 from stacks.nag import apply_nag
@@ -369,6 +369,16 @@ def test_data_paths_name_the_link_kind(synthed: tuple[Path, dict[str, Template]]
     tgw_vpn = paths(synthed, "TgwVpn")["router Lambda → on-prem gateway"].network
     assert "site-to-site VPN (IPsec ikev2, AES256-GCM-16, BGP) on a transit gateway" in tgw_vpn
     assert "transit gateway attachment" in paths(synthed, "Tgw")["router Lambda → on-prem gateway"].network
+
+
+def test_network_cost_in_the_review() -> None:
+    (line,) = network_cost_lines(load_config("prod"))
+    # 5 endpoints x 2 AZs x $0.01 + VPN $0.05 + 2 resolver endpoints x 2 IPs x $0.125, per hour, x 730 h.
+    assert line.startswith(
+        "Private path: ~$474 per month fixed (interface endpoints $73, site-to-site VPN connection $36"
+    )
+    assert "2 Route 53 Resolver endpoint(s) $365" in line
+    assert network_cost_lines(load_config("dev")) == []
 
 
 def test_review_page_has_the_data_paths_and_overrides(
