@@ -285,6 +285,26 @@ def test_gateway_tls_secrets_are_granted_and_named_in_the_environment(prod: Temp
     assert {"Ref": ca} in reads and {"Ref": cert} in reads
 
 
+def test_app_refuses_prod_without_a_private_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The entry point `cdk synth -c env=prod` runs: exit 2 with the field and the fix, nothing synthesized."""
+    import app
+
+    data = _prod()
+    del data["network"]
+    data["router"]["local_url"] = "http://gateway.bank.internal:8080"
+    (tmp_path / "prod.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("LLM_DEPLOY_CONFIG_DIR", str(tmp_path))
+    # The CLI passes `-c env=prod` to the App; jsii already runs in this process, so hand the App its context.
+    monkeypatch.setattr(app, "App", lambda: App(outdir=str(tmp_path / "out"), context=cdk_context(env="prod")))
+    assert app.main() == 2
+    err = capsys.readouterr().err
+    assert "prod.yaml: router.local_url: 'http://gateway.bank.internal:8080' is plain http" in err
+    assert "network.mode: the router would reach the gateway over the public internet" in err
+    assert not list((tmp_path / "out").glob("*.template.json"))
+
+
 def test_cfn_lint_clean(synthed: tuple[Path, dict[str, Template]]) -> None:
     out, templates = synthed
     assert run_cfn_lint([out / f"{name}-hybrid.template.json" for name in templates]) == []
