@@ -337,6 +337,11 @@ def private_path_problems(
         Messages in ``<field.path>: <problem and fix>`` form, for the config validator to raise.
     """
     problems: list[str] = []
+    if network.enabled and not router_enabled:
+        problems.append(
+            "network.mode: the private path is built with the hybrid stack, which is off (router.enabled false or "
+            "endpoint.enabled false); set network.mode none or enable both"
+        )
     if network.enabled and router_vpc:
         problems.append(
             "router.vpc: the router is placed in network's subnets; remove router.vpc (or set network.mode none)"

@@ -108,10 +108,12 @@ def test_prod_likeness_by_name_and_by_flag(prod: dict[str, Any]) -> None:
     assert "over the public internet" in bad(data)
 
 
-def test_disabled_router_needs_no_private_path(prod: dict[str, Any]) -> None:
+def test_disabled_router_needs_no_private_path_and_gets_none(prod: dict[str, Any]) -> None:
     data = without_network(prod)
     data["router"]["enabled"] = False
     assert parse_config(data).router.enabled is False
+    prod["router"]["enabled"] = False
+    assert "network.mode: the private path is built with the hybrid stack, which is off" in bad(prod)
 
 
 def test_router_vpc_counts_as_private_but_not_together_with_network(prod: dict[str, Any]) -> None:
