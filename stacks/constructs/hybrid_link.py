@@ -242,6 +242,8 @@ class HybridLink(Construct):
             type=IPSEC,
             customer_gateway_id=cgw.ref,
             static_routes_only=static,
+            # The tunnels' pre-shared keys are kept in Secrets Manager, not in the VPN service's plain storage.
+            pre_shared_key_storage="SecretsManager",
             vpn_gateway_id=None if network.link.transit_gateway else self.vgw.ref,
             transit_gateway_id=network.link.transit_gateway_id if network.link.transit_gateway else None,
             vpn_tunnel_options_specifications=[tunnel, tunnel],

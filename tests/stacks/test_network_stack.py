@@ -215,6 +215,7 @@ def test_site_to_site_vpn_with_static_routes_on_a_vgw(prod: Template) -> None:
     vpn_id, vpn = one(prod, "AWS::EC2::VPNConnection")
     assert vpn["CustomerGatewayId"] == {"Ref": cgw} and vpn["VpnGatewayId"] == {"Ref": vgw}
     assert vpn["StaticRoutesOnly"] is True and "TransitGatewayId" not in vpn
+    assert vpn["PreSharedKeyStorage"] == "SecretsManager"
     tunnels = vpn["VpnTunnelOptionsSpecifications"]
     assert len(tunnels) == 2
     for tunnel in tunnels:
