@@ -17,6 +17,7 @@ from config.base import Section
 from config.edge_section import EdgeConfig
 from config.instances import InstanceType, instance_table
 from config.local_section import LocalConfig
+from config.network_section import NetworkConfig, private_path_problems
 from config.router_section import RouterConfig
 from config.sizing import (
     GIB,
@@ -522,6 +523,7 @@ class DeploymentConfig(Section):
     local: LocalConfig = LocalConfig()
     router: RouterConfig = RouterConfig()
     edge: EdgeConfig = EdgeConfig()
+    network: NetworkConfig = NetworkConfig()
 
     @property
     def endpoint_name(self) -> str:
@@ -548,6 +550,16 @@ class DeploymentConfig(Section):
         if self.endpoint.instance.nvme:
             return None
         return max(MIN_VOLUME_GB, math.ceil(2 * self.weights_gib * GIB / 1e9) + 10)
+
+    @model_validator(mode="after")
+    def _private_path(self) -> DeploymentConfig:
+        r = self.router
+        problems = private_path_problems(
+            self.environment, self.network, r.local_url, r.enabled and self.endpoint.enabled, r.vpc.enabled
+        )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _engine_and_model(self) -> DeploymentConfig:

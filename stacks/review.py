@@ -2,7 +2,7 @@
 
     python -m stacks.review --env prod --assembly cdk.out/prod --out cdk.out/REVIEW.md
 
-Per stack: resources, every IAM statement per role, cdk-nag and cfn-lint results (with each acknowledgement's
+The data paths between the premises and AWS (stacks/data_paths.py). Per stack: resources, every IAM statement per role, cdk-nag and cfn-lint results (with each acknowledgement's
 reason), the scaling behaviour in words, a monthly cost range, and what changed since the previous review.
 """
 
@@ -23,6 +23,7 @@ from config.instances import instance_table
 from config.loader import with_engine
 from config.schema import CONCURRENCY_TARGET_FILL
 from stacks.container_env import container_environment
+from stacks.data_paths import data_paths_section
 
 HOURS_PER_MONTH = 730
 Template = dict[str, Any]
@@ -211,6 +212,7 @@ def build_review(cfg: DeploymentConfig, assembly: Path, previous: Path | None) -
         "## Monthly cost range",
         *[f"- {line}" for line in cost_lines(cfg)],
         "",
+        *data_paths_section(cfg, assembly),
         "## Checks",
         f"- cdk-nag (AwsSolutions, HIPAA Security): {unacked} unacknowledged findings.",
         "- cfn-lint: " + ("not run" if lint is None else f"{len(lint)} findings (errors + warnings)"),
