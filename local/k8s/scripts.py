@@ -16,8 +16,9 @@ SGLANG_MODULE = "sglang.launch_server"
 
 
 def export_secret(var: str, path: str) -> str:
-    """``export VAR="$(cat path)"`` — fails the script (set -e) when the file is missing."""
-    return f'export {var}="$(cat {shlex.quote(path)})"'
+    """``VAR="$(cat path)"; export VAR`` — a plain assignment, so ``set -e`` stops the script when the file is missing
+    (``export VAR="$(...)"`` would return export's own status, 0, and start the server without its key)."""
+    return f'{var}="$(cat {shlex.quote(path)})"; export {var}'
 
 
 def exec_python(module: str) -> str:
