@@ -19,7 +19,7 @@ from config.base import Section
 K8S_NAME_RE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # DNS-1123 subdomain: Secret and PVC names.
 K8S_SUBDOMAIN_RE = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
-SECRET_KEY_RE = r"^[-._a-zA-Z0-9]{1,253}$"
+SECRET_KEY_RE = r"^[-._a-zA-Z0-9]{1,253}$"  # noqa: S105 - the pattern of a key name, not a secret
 # Kubernetes resource quantities as this renderer accepts them: plain or milli CPUs; binary-suffixed bytes.
 CPU_RE = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 MEMORY_RE = re.compile(r"^\d+(Ki|Mi|Gi|Ti)$")
@@ -162,7 +162,7 @@ class EngineK8s(Section):
     max_model_len: int | None = Field(default=None, ge=128, le=2_097_152)
     quantization: Literal["awq", "gptq", "fp8", "bitsandbytes"] | None = None
     resources: Resources = Resources(cpu="8", memory="64Gi")
-    shm_size: str = Field(default="16Gi", description="/dev/shm (NCCL and the engine's worker processes)")
+    shm_size: str = Field(default="16Gi", description="shared memory size (NCCL and the engine's worker processes)")
     model_cache: ModelCache = ModelCache()
     startup_timeout_s: int = Field(default=1800, ge=60, le=7200, description="model load time before liveness")
 

@@ -122,7 +122,9 @@ class LocalConfig(Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1_048_576)
     structured_retries: int = Field(default=2, ge=0, le=10, description="re-asks when output fails its schema")
     default_max_tokens: int = Field(default=256, ge=1, le=1_000_000)
-    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig, description="`make k8s` (docs/KUBERNETES.md)")
+    kubernetes: KubernetesConfig = Field(
+        default_factory=KubernetesConfig, description="`make k8s` (docs/KUBERNETES.md)"
+    )
 
     @field_validator("vllm_url", "sglang_url", "ollama_url")
     @classmethod

@@ -51,17 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     # review: render fresh, validate, scan when checkov is there, compare with the last reviewed render.
     write(rendered, folder)
     problems = validate_dir(folder, version)
-    result = scan(folder, args.checkov) if args.checkov.is_file() else None
+    scanned = scan(folder, args.checkov) if args.checkov.is_file() else None
     previous = args.out / ".reviewed" / args.env
     _, left_out = plan_engines(cfg)
     page = build_review(
-        args.env, folder, previous, version, problems, result, [f"{e.name} ({e.kind})" for e in left_out]
+        args.env, folder, previous, version, problems, scanned, [f"{e.name} ({e.kind})" for e in left_out]
     )
     target = args.out / f"REVIEW-{args.env}.md"
     write_text_atomic(target, page)
     keep_as_previous(folder, previous)
     print(f"k8s: wrote {target}")
-    return 1 if problems or (result and result.failed) else 0
+    return 1 if problems or (scanned and scanned.failed) else 0
 
 
 if __name__ == "__main__":

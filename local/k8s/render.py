@@ -12,6 +12,7 @@ One file per component: ``namespace.yaml``, ``gateway.yaml``, ``engine-<name>.ya
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,15 +47,18 @@ DIGEST_SKIP = (
     "CKV_K8S_43=the image is pinned by version tag in config ({field}); "
     "set repo@sha256:<digest> there to pin it by digest and this acknowledgement disappears"
 )
+# Inside the containers: emptyDirs (the root filesystem is read-only), not the host's /tmp.
+TMP = "/tmp"  # noqa: S108
+SHM = "/dev/shm"  # noqa: S108
 OFFLINE_ENV = {
     # Weights come from the model cache PVC only: never from a hub at run time.
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
-    "HOME": "/tmp",
-    "XDG_CACHE_HOME": "/tmp/.cache",
-    "HF_HOME": "/tmp/hf",
-    "VLLM_CACHE_ROOT": "/tmp/vllm",
-    "TRITON_CACHE_DIR": "/tmp/triton",
+    "HOME": TMP,
+    "XDG_CACHE_HOME": f"{TMP}/.cache",
+    "HF_HOME": f"{TMP}/hf",
+    "VLLM_CACHE_ROOT": f"{TMP}/vllm",
+    "TRITON_CACHE_DIR": f"{TMP}/triton",
     "VLLM_NO_USAGE_STATS": "1",
     "DO_NOT_TRACK": "1",
 }
@@ -121,9 +125,7 @@ def plan_engines(cfg: DeploymentConfig) -> tuple[list[EnginePlan], list[EngineSp
             left_out.append(e)
             continue
         if e.kind == "sglang" and len(served_names(e)) > 1:
-            raise ConfigError(
-                f"local.engines.{e.name}.upstream_models: SGLang serves one name; got {served_names(e)}"
-            )
+            raise ConfigError(f"local.engines.{e.name}.upstream_models: SGLang serves one name; got {served_names(e)}")
         plans.append(EnginePlan(e, k.engine(e.name), k.gpu_nodes.gpus_per_node))
     if not plans:
         raise ConfigError(
@@ -159,8 +161,11 @@ def selector(cfg: DeploymentConfig, name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": cfg.environment}
 
 
-def meta(cfg: DeploymentConfig, name: str, component: str, **extra: Any) -> Doc:
-    return {"name": name, "namespace": cfg.local.kubernetes.namespace, "labels": labels(cfg, name, component), **extra}
+def meta(cfg: DeploymentConfig, name: str, component: str, annotations: dict[str, str] | None = None) -> Doc:
+    m: Doc = {"name": name, "namespace": cfg.local.kubernetes.namespace, "labels": labels(cfg, name, component)}
+    if annotations:
+        m["annotations"] = annotations
+    return m
 
 
 def checkov_skips(image: str, field: str) -> dict[str, str]:
@@ -289,7 +294,7 @@ def gateway_config(cfg: DeploymentConfig, plans: list[EnginePlan]) -> str:
         {
             "profile": "custom",
             "engines": engines,
-            "host": "0.0.0.0",  # noqa: S104 - inside the pod; the NetworkPolicy decides who reaches it
+            "host": "0.0.0.0",
             "port": GATEWAY_PORT,
             "api_keys_file": f"{GATEWAY_SECRETS}/api_keys",
         }
@@ -305,6 +310,7 @@ def gateway_docs(cfg: DeploymentConfig, plans: list[EnginePlan]) -> list[Doc]:
     name = GATEWAY
     match = selector(cfg, name)
     key_vars = sorted({p.spec.api_key_env for p in plans if p.spec.api_key_env})
+    config_text = gateway_config(cfg, plans)
     volumes: list[Doc] = [
         {"name": "config", "configMap": {"name": "gateway-config"}},
         {
@@ -320,7 +326,7 @@ def gateway_docs(cfg: DeploymentConfig, plans: list[EnginePlan]) -> list[Doc]:
     mounts: list[Doc] = [
         {"name": "config", "mountPath": f"/app/config/{cfg.environment}.yaml", "subPath": f"{cfg.environment}.yaml"},
         {"name": "api-keys", "mountPath": GATEWAY_SECRETS, "readOnly": True},
-        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir: the root filesystem is read-only
+        {"name": "tmp", "mountPath": TMP},
     ]
     if key_vars:
         volumes.append(engine_keys_volume(k, key_vars))
@@ -371,14 +377,12 @@ def gateway_docs(cfg: DeploymentConfig, plans: list[EnginePlan]) -> list[Doc]:
                 "metadata": {
                     "labels": labels(cfg, name, "gateway"),
                     # A new config rolls the pods (the ConfigMap is read once at start-up).
-                    "annotations": {"llm-deploy/config-sha256": _sha256(gateway_config(cfg, plans))},
+                    "annotations": {"llm-deploy/config-sha256": _sha256(config_text)},
                 },
                 "spec": pod,
             },
         },
     }
-    if not deployment["metadata"]["annotations"]:
-        del deployment["metadata"]["annotations"]
     hpa = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -402,7 +406,7 @@ def gateway_docs(cfg: DeploymentConfig, plans: list[EnginePlan]) -> list[Doc]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": meta(cfg, "gateway-config", "gateway"),
-        "data": {f"{cfg.environment}.yaml": gateway_config(cfg, plans)},
+        "data": {f"{cfg.environment}.yaml": config_text},
     }
     return [
         service_account(cfg, name, "gateway"),
@@ -426,8 +430,6 @@ def engine_keys_volume(k: KubernetesConfig, key_vars: list[str]) -> Doc:
 
 
 def _sha256(text: str) -> str:
-    import hashlib
-
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -497,8 +499,8 @@ def engine_volumes(p: EnginePlan, k: KubernetesConfig) -> tuple[list[Doc], list[
     ]
     mounts: list[Doc] = [
         {"name": "model-cache", "mountPath": MODEL_MOUNT, "readOnly": True},
-        {"name": "dshm", "mountPath": "/dev/shm"},
-        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir: the root filesystem is read-only
+        {"name": "dshm", "mountPath": SHM},
+        {"name": "tmp", "mountPath": TMP},
     ]
     if p.spec.api_key_env:
         volumes.append(engine_keys_volume(k, [p.spec.api_key_env]))
@@ -615,8 +617,6 @@ def engine_docs(cfg: DeploymentConfig, p: EnginePlan) -> list[Doc]:
             },
         }
         service_match = {**match, ROLE_LABEL: "head"}
-    if not annotations:
-        del workload["metadata"]["annotations"]
     docs += [
         workload,
         service(cfg, p.name, "engine", p.port, service_match, scrape=k.scrape_engines),

@@ -232,8 +232,7 @@ def build_review(
         out.append("- checkov: not run (`make checkov-setup`, then `make k8s-review` again)")
     else:
         out.append(
-            f"- checkov (Kubernetes): {scan.passed} passed, {len(scan.failed)} failed, "
-            f"{len(scan.skipped)} acknowledged"
+            f"- checkov (Kubernetes): {scan.passed} passed, {len(scan.failed)} failed, {len(scan.skipped)} acknowledged"
         )
         out += [f"  - FAILED {f}" for f in scan.failed]
         out += ["", "| acknowledged check | resource | reason |", "|---|---|---|"]
@@ -248,8 +247,11 @@ def build_review(
         "mounted read-only, with no hub access.",
     ]
     if left_out:
-        out += ["", f"Not in the cluster (local engines of other kinds, dropped from the gateway's config here): "
-                f"{', '.join(left_out)}."]
+        out += [
+            "",
+            f"Not in the cluster (local engines of other kinds, dropped from the gateway's config here): "
+            f"{', '.join(left_out)}.",
+        ]
     out += [
         "",
         "## Resource totals (requests)",

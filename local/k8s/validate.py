@@ -70,8 +70,10 @@ def validate_doc(doc: Doc, version: str) -> list[str]:
             "metadata": {"name": doc["metadata"]["name"], "namespace": doc["metadata"].get("namespace")},
             "template": template,
         }
-        errors += [e.replace("PodTemplate/", f"{_where(doc)} {'.'.join(path)} as PodTemplate/", 1) for e in
-                   _k8s(wrapped, version)]
+        errors += [
+            e.replace("PodTemplate/", f"{_where(doc)} {'.'.join(path)} as PodTemplate/", 1)
+            for e in _k8s(wrapped, version)
+        ]
     return errors
 
 
@@ -94,7 +96,5 @@ def validate_dir(folder: Path, version: str) -> list[str]:
     listed = set(yaml.safe_load(kfile.read_text(encoding="utf-8")).get("resources", []))
     present = {f.name for f in folder.glob("*.yaml")} - NOT_RESOURCES
     if listed != present:
-        problems.append(
-            f"kustomization.yaml: resources {sorted(listed)} differ from the files {sorted(present)}"
-        )
+        problems.append(f"kustomization.yaml: resources {sorted(listed)} differ from the files {sorted(present)}")
     return problems

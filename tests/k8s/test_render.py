@@ -100,9 +100,12 @@ def test_multi_node_engine_is_a_leader_worker_set_on_ray(gpu, gpu_cfg) -> None:
     # Pipeline parallel back to one node: a plain Deployment again.
     one = render(with_k8s("onprem-gpu", engines__llama70b__pipeline_parallel_size=1))
     assert not docs_of(one, "LeaderWorkerSet")
-    assert find(one, "Deployment", "llama70b")["spec"]["template"]["spec"]["containers"][0]["resources"][
-        "limits"
-    ]["nvidia.com/gpu"] == 8
+    assert (
+        find(one, "Deployment", "llama70b")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"][
+            "nvidia.com/gpu"
+        ]
+        == 8
+    )
 
 
 def test_gpu_placement_and_probes(gpu, gpu_cfg) -> None:
@@ -143,7 +146,7 @@ def test_model_cache_is_a_read_only_claim(gpu, gpu_cfg) -> None:
         claim = vols["model-cache"]["persistentVolumeClaim"]
         assert claim["claimName"] == (want or f"{name.split('/')[0]}-model-cache")
         assert claim["readOnly"] is True
-        mount = [m for m in tpl["spec"]["containers"][0]["volumeMounts"] if m["name"] == "model-cache"][0]
+        mount = next(m for m in tpl["spec"]["containers"][0]["volumeMounts"] if m["name"] == "model-cache")
         assert mount == {"name": "model-cache", "mountPath": "/models", "readOnly": True}
 
 
@@ -291,15 +294,13 @@ def test_write_is_atomic(prod: Rendered, tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def _scripts(rendered: Rendered) -> list[tuple[str, Doc]]:
-    return [
-        (name, c) for name, tpl in pod_templates(rendered) for c in tpl["spec"]["containers"] if "command" in c
-    ]
+    return [(name, c) for name, tpl in pod_templates(rendered) for c in tpl["spec"]["containers"] if "command" in c]
 
 
 def test_entrypoint_scripts_parse(prod, gpu) -> None:
     for name, c in _scripts(prod) + _scripts(gpu):
         assert c["command"][:2] == ["/bin/sh", "-c"]
-        subprocess.run(["/bin/sh", "-n", "-c", c["command"][2]], check=True), name  # noqa: B018
+        subprocess.run(["/bin/sh", "-n", "-c", c["command"][2]], check=True), name
 
 
 def test_engine_script_passes_the_key_in_the_environment_not_argv(prod, tmp_path: Path) -> None:

@@ -37,7 +37,9 @@ def test_unknown_field_in_a_builtin_kind_fails(prod: Rendered) -> None:
 def test_wrong_type_fails(prod: Rendered) -> None:
     hpa = copy.deepcopy(find(prod, "HorizontalPodAutoscaler", "gateway"))
     hpa["spec"]["maxReplicas"] = "eight"
-    assert validate_doc(hpa, VERSION) == ["HorizontalPodAutoscaler/gateway: spec.maxReplicas: 'eight' is not of type 'integer'"]
+    assert validate_doc(hpa, VERSION) == [
+        "HorizontalPodAutoscaler/gateway: spec.maxReplicas: 'eight' is not of type 'integer'"
+    ]
 
 
 def test_leader_worker_set_shape_and_pod_templates(gpu: Rendered) -> None:
