@@ -8,6 +8,7 @@ renderer (``local/k8s``) refuses what it cannot lay out, naming the field.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -19,6 +20,7 @@ from config.base import Section
 K8S_NAME_RE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # DNS-1123 subdomain: Secret and PVC names.
 K8S_SUBDOMAIN_RE = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+CIDR_RE = r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$"
 SECRET_KEY_RE = r"^[-._a-zA-Z0-9]{1,253}$"  # noqa: S105 - the pattern of a key name, not a secret
 # Kubernetes resource quantities as this renderer accepts them: plain or milli CPUs; binary-suffixed bytes.
 CPU_RE = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
@@ -43,6 +45,19 @@ def cpu_cores(q: str) -> float:
 def memory_gib(q: str) -> float:
     """Memory quantity ("512Mi", "64Gi") in GiB."""
     return int(q[:-2]) * MEMORY_UNITS_GIB[q[-2:]]
+
+
+def check_cidr(v: str) -> str:
+    """An IPv4 network with no host bits set (``10.30.0.0/16``).
+
+    Raises:
+        ValueError: not a network, or host bits set.
+    """
+    try:
+        ipaddress.IPv4Network(v, strict=True)
+    except ValueError as err:
+        raise ValueError(f"{v!r}: not an IPv4 network ({err})") from None
+    return v
 
 
 def check_image(v: str) -> str:
@@ -184,6 +199,31 @@ class EngineK8s(Section):
         return self.tensor_parallel_size * self.pipeline_parallel_size
 
 
+class IngressCidr(Section):
+    """Addresses outside the cluster that may call the gateway (e.g. the hybrid router's VPC over the VPN)."""
+
+    cidr: str = Field(pattern=CIDR_RE)
+    why: str = Field(min_length=3, max_length=200, description="shown on the review page next to the rule")
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        return check_cidr(v)
+
+
+class EgressCidr(Section):
+    """An outbound destination the gateway may open connections to (its allowlist beyond the engines and DNS)."""
+
+    cidr: str = Field(pattern=CIDR_RE)
+    port: int = Field(ge=1, le=65535)
+    why: str = Field(min_length=3, max_length=200, description="shown on the review page next to the rule")
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        return check_cidr(v)
+
+
 class GatewayK8s(Section):
     """The gateway's Deployment, HPA, and who may call it."""
 
@@ -196,6 +236,12 @@ class GatewayK8s(Section):
     resources: Resources = Resources(cpu="1", memory="1Gi", cpu_limit="2")
     allowed_namespaces: list[K8sName] = Field(
         default_factory=list, description="namespaces whose pods may call the gateway (nothing else may)"
+    )
+    allowed_cidrs: list[IngressCidr] = Field(
+        default_factory=list, description="networks outside the cluster that may call the gateway, each with why"
+    )
+    egress: list[EgressCidr] = Field(
+        default_factory=list, description="the gateway's outbound allowlist beyond its engines and DNS"
     )
     api_key_secret: str = Field(
         default="llm-gateway-api-keys",
@@ -211,6 +257,11 @@ class GatewayK8s(Section):
 
     @model_validator(mode="after")
     def _bounds(self) -> GatewayK8s:
+        rules: list[IngressCidr | EgressCidr] = [*self.allowed_cidrs, *self.egress]
+        for i, c in enumerate(rules):
+            if c.cidr.endswith("/0"):
+                field = f"allowed_cidrs.{i}" if i < len(self.allowed_cidrs) else f"egress.{i - len(self.allowed_cidrs)}"
+                raise ValueError(f"{field}.cidr: {c.cidr} is the whole internet; name the network")
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"min_replicas: {self.min_replicas} > max_replicas {self.max_replicas}")
         return self

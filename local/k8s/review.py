@@ -11,6 +11,7 @@ from typing import Any
 
 from config.kubernetes_section import cpu_cores, memory_gib
 from local.k8s.crd_schemas import POD_TEMPLATE_PATHS
+from local.k8s.render import REASONS_ANNOTATION
 from local.k8s.scan import ScanResult
 from local.k8s.validate import load_dir
 
@@ -79,6 +80,8 @@ def workloads_table(docs: list[Doc]) -> tuple[list[str], dict[str, float]]:
 
 
 def _peer(peer: Doc, namespace: str) -> str:
+    if "ipBlock" in peer:
+        return f"network {peer['ipBlock']['cidr']} (outside the cluster)"
     parts = []
     ns = peer.get("namespaceSelector")
     if ns is not None:
@@ -121,7 +124,12 @@ def traffic_lines(docs: list[Doc]) -> list[str]:
             for peer in rule.get("to", []):
                 rows.append(f"| {target} | {_peer(peer, ns)} | {_ports(rule)} | {d['metadata']['name']} |")
     head = ["Everything not listed is denied (default-deny policy on every pod)." if deny else "**No default deny.**"]
-    return [*head, "", *rows]
+    reasons = [
+        f"- {d['metadata']['name']}: {d['metadata']['annotations'][REASONS_ANNOTATION]}"
+        for d in docs
+        if d["kind"] == "NetworkPolicy" and REASONS_ANNOTATION in d["metadata"].get("annotations", {})
+    ]
+    return [*head, "", *rows, *(["", "Why each network outside the cluster is allowed:", *reasons] if reasons else [])]
 
 
 def secrets_lines(docs: list[Doc]) -> list[str]:

@@ -335,3 +335,37 @@ def test_engine_script_passes_the_key_in_the_environment_not_argv(prod, tmp_path
         env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
     )
     assert proc.returncode != 0 and "KEY=" not in proc.stdout
+
+
+def test_networks_outside_the_cluster_are_named_with_their_reason() -> None:
+    cfg = with_k8s(
+        "prod",
+        gateway__allowed_cidrs=[{"cidr": "10.30.0.0/16", "why": "hybrid router in the AWS VPC, over the VPN"}],
+        gateway__egress=[{"cidr": "10.30.0.0/16", "port": 443, "why": "sagemaker.runtime interface endpoint"}],
+    )
+    policy = find(render(cfg), "NetworkPolicy", "gateway")
+    assert {"from": [{"ipBlock": {"cidr": "10.30.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 8080}]} in policy[
+        "spec"
+    ]["ingress"]
+    assert {"to": [{"ipBlock": {"cidr": "10.30.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 443}]} in policy[
+        "spec"
+    ]["egress"]
+    assert "sagemaker.runtime interface endpoint" in policy["metadata"]["annotations"][r.REASONS_ANNOTATION]
+    # Without them, nothing outside the cluster is reachable either way.
+    plain = find(render(with_k8s("prod")), "NetworkPolicy", "gateway")
+    assert "ipBlock" not in str(plain) and "annotations" not in plain["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("rules", "needle"),
+    [
+        ({"gateway__egress": [{"cidr": "0.0.0.0/0", "port": 443, "why": "anything"}]}, "is the whole internet"),
+        ({"gateway__allowed_cidrs": [{"cidr": "10.30.0.1/16", "why": "router"}]}, "has host bits set"),
+        ({"gateway__allowed_cidrs": [{"cidr": "10.30.0.0/16"}]}, "why"),
+    ],
+)
+def test_bad_network_rules_are_refused(rules: dict[str, Any], needle: str) -> None:
+    from config import ConfigError
+
+    with pytest.raises(ConfigError, match=needle):
+        with_k8s("prod", **rules)
