@@ -369,3 +369,68 @@ def test_bad_network_rules_are_refused(rules: dict[str, Any], needle: str) -> No
 
     with pytest.raises(ConfigError, match=needle):
         with_k8s("prod", **rules)
+
+
+def _stub_bin(tmp_path: Path, alive_after: int) -> Path:
+    """Stand-ins for ``ray`` (logs its arguments) and ``python3``: with ``-c`` it answers the number of alive Ray
+    nodes, one more per call up to ``alive_after``; with ``-m`` it logs what vLLM would have been started with."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ray").write_text(f'#!/bin/sh\necho "ray $*" >> {tmp_path}/calls\n')
+    (bin_dir / "python3").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-c" ]; then\n'
+        f"  n=$(cat {tmp_path}/count 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {tmp_path}/count\n"
+        f"  if [ $n -gt {alive_after} ]; then echo {alive_after}; else echo $n; fi\n"
+        "else\n"
+        f'  echo "exec $*" >> {tmp_path}/calls\n'
+        "fi\n"
+    )
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    return bin_dir
+
+
+def _run_head(gpu: Rendered, tmp_path: Path, alive_after: int, group: int) -> subprocess.CompletedProcess[str]:
+    lws = find(gpu, "LeaderWorkerSet", "llama70b")
+    c = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "VLLM_API_KEY").write_text("sk-k")
+    # Same script, faster clock: poll without sleeping and give up after 3 polls instead of 600 s.
+    script = c["command"][2].replace(r.ENGINE_SECRETS, str(secrets)).replace("sleep 5", "true")
+    script = script.replace(f"-ge {r.scripts.RAY_JOIN_TIMEOUT_S}", "-ge 15")
+    return subprocess.run(
+        ["/bin/sh", "-c", script, *c["command"][3:], *c["args"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{_stub_bin(tmp_path, alive_after)}:{os.environ['PATH']}", "LWS_GROUP_SIZE": str(group)},
+    )
+
+
+def test_ray_head_waits_for_the_whole_group_then_starts_vllm(gpu: Rendered, tmp_path: Path) -> None:
+    proc = _run_head(gpu, tmp_path, alive_after=2, group=2)
+    assert proc.returncode == 0, proc.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls[0].startswith("ray start --head --port=6379")
+    assert calls[1].startswith("exec -m vllm.entrypoints.openai.api_server --model=/models/Llama-3.3-70B-Instruct")
+    assert "--distributed-executor-backend=ray" in calls[1]
+    assert int((tmp_path / "count").read_text()) == 2  # polled until both nodes were alive
+
+
+def test_ray_head_gives_up_when_workers_do_not_join(gpu: Rendered, tmp_path: Path) -> None:
+    proc = _run_head(gpu, tmp_path, alive_after=1, group=2)
+    assert proc.returncode == 1
+    assert "ray: only some of 2 nodes joined" in proc.stderr
+    assert not any(line.startswith("exec") for line in (tmp_path / "calls").read_text().splitlines())
+
+
+def test_ray_worker_joins_the_leader(gpu: Rendered, tmp_path: Path) -> None:
+    lws = find(gpu, "LeaderWorkerSet", "llama70b")
+    c = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]
+    env = {"PATH": f"{_stub_bin(tmp_path, 1)}:{os.environ['PATH']}", "LWS_LEADER_ADDRESS": "llama70b-0.llama70b"}
+    subprocess.run(["/bin/sh", "-c", c["command"][2]], check=True, env=env)
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        "ray start --address=llama70b-0.llama70b:6379 --block --disable-usage-stats"
+    ]
