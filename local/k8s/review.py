@@ -79,6 +79,36 @@ def workloads_table(docs: list[Doc]) -> tuple[list[str], dict[str, float]]:
     return rows, totals
 
 
+ENGINE_FLAGS = {
+    # column: (vLLM flag, SGLang flag)
+    "model": ("--model", "--model-path"),
+    "TP": ("--tensor-parallel-size", "--tp-size"),
+    "PP": ("--pipeline-parallel-size", "--pp-size"),
+    "batched tokens": ("--max-num-batched-tokens", "--chunked-prefill-size"),
+    "GPU memory share": ("--gpu-memory-utilization", "--mem-fraction-static"),
+    "max model len": ("--max-model-len", "--context-length"),
+}
+
+
+def engines_table(docs: list[Doc]) -> list[str]:
+    """The serving flags each engine runs with, read from its container's arguments."""
+    rows = [
+        "| engine | kind | pods per copy | " + " | ".join(ENGINE_FLAGS) + " |",
+        "|---" * (3 + len(ENGINE_FLAGS)) + "|",
+    ]
+    for d in docs:
+        if d["kind"] not in WORKLOADS or d["metadata"]["labels"].get("app.kubernetes.io/component") != "engine":
+            continue
+        _, tpl, _ = _pod_templates(d)[0]
+        c = tpl["spec"]["containers"][0]
+        args = dict(a.split("=", 1) for a in c.get("args", []) if "=" in a)
+        col = 0 if c["name"] == "vllm" else 1
+        per_copy = d["spec"]["leaderWorkerTemplate"]["size"] if d["kind"] == "LeaderWorkerSet" else 1
+        cells = [args.get(flags[col], "-") for flags in ENGINE_FLAGS.values()]
+        rows.append(f"| {d['metadata']['name']} | {c['name']} | {per_copy} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def _peer(peer: Doc, namespace: str) -> str:
     if "ipBlock" in peer:
         return f"network {peer['ipBlock']['cidr']} (outside the cluster)"
@@ -250,6 +280,8 @@ def build_review(
         "## What runs where",
         "",
         *rows,
+        "",
+        *engines_table(docs),
         "",
         "Engines are reached only through the gateway's Services (below); each serves weights from its model cache, "
         "mounted read-only, with no hub access.",

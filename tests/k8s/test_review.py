@@ -100,3 +100,9 @@ def test_review_copy_is_independent(gpu_dir: Path, tmp_path: Path) -> None:
     keep_as_previous(gpu_dir, previous)
     keep_as_previous(gpu_dir, previous)  # replacing an older baseline works
     assert sorted(p.name for p in previous.iterdir()) == sorted(p.name for p in gpu_dir.iterdir())
+
+
+def test_engine_flags_on_the_page(gpu_dir: Path) -> None:
+    text = page(gpu_dir)
+    assert "| llama70b | vllm | 2 | /models/Llama-3.3-70B-Instruct | 8 | 2 | 16384 | 0.9 | 32768 |" in text
+    assert "| structured | sglang | 1 | /models/Llama-3.1-70B-Instruct-AWQ | 4 | 1 | 8192 | 0.85 | - |" in text
