@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from config.atomic import atomic_dir
 from config.kubernetes_section import cpu_cores, memory_gib
 from local.k8s.crd_schemas import POD_TEMPLATE_PATHS
 from local.k8s.render import REASONS_ANNOTATION
@@ -325,7 +326,7 @@ def build_review(
 
 
 def keep_as_previous(folder: Path, previous: Path) -> None:
-    """Store this render as the baseline of the next review."""
-    if previous.exists():
-        shutil.rmtree(previous)
-    shutil.copytree(folder, previous)
+    """Store this render as the baseline of the next review (atomically: the old baseline stays until it is done)."""
+    with atomic_dir(previous) as tmp:
+        for f in folder.iterdir():
+            shutil.copy2(f, tmp / f.name)

@@ -14,6 +14,8 @@ from local.k8s.scan import CHECKOV, ScanResult, scan
 from tests.k8s.conftest import raw
 
 DIGEST = "@sha256:" + "0" * 64
+# Each scan is a checkov run of ~10-20 s on this machine.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -36,6 +36,7 @@ def vllm_containers(rendered: Rendered) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not VLLM_PYTHON.is_file(), reason="no vLLM venv here: `make test-engines` builds .venv-vllm")
 def test_vllm_accepts_the_rendered_flags(
     prod: Rendered, gpu: Rendered, prod_cfg: DeploymentConfig, gpu_cfg: DeploymentConfig
