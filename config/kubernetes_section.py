@@ -180,6 +180,9 @@ class EngineK8s(Section):
     shm_size: str = Field(default="16Gi", description="shared memory size (NCCL and the engine's worker processes)")
     model_cache: ModelCache = ModelCache()
     startup_timeout_s: int = Field(default=1800, ge=60, le=7200, description="model load time before liveness")
+    node_selector: dict[LabelKey, str] | None = Field(
+        default=None, description="this engine's GPU nodes (e.g. a GPU model label); default gpu_nodes.node_selector"
+    )
 
     @field_validator("image")
     @classmethod

@@ -552,7 +552,7 @@ def engine_pod(cfg: DeploymentConfig, p: EnginePlan, role: str, pod_labels: dict
             "serviceAccountName": p.name,
             "automountServiceAccountToken": False,
             "securityContext": pod_security(),
-            "nodeSelector": dict(k.gpu_nodes.node_selector),
+            "nodeSelector": dict(e.node_selector if e.node_selector is not None else k.gpu_nodes.node_selector),
             "tolerations": [t.model_dump(exclude_none=True) for t in k.gpu_nodes.tolerations],
             # Give in-flight requests time to finish when the pod is stopped.
             "terminationGracePeriodSeconds": 120,

@@ -46,7 +46,9 @@ def test_single_node_engines_request_tp_times_pp_gpus(prod, prod_cfg, gpu, gpu_c
             assert c["resources"]["limits"]["nvidia.com/gpu"] == e.gpus
             assert c["resources"]["requests"]["nvidia.com/gpu"] == e.gpus
             assert dep["spec"]["replicas"] == e.replicas
-    qwen = find(gpu, "Deployment", "qwen7b")["spec"]["template"]["spec"]["containers"][0]
+    qwen_pod = find(gpu, "Deployment", "qwen7b")["spec"]["template"]["spec"]
+    assert qwen_pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L40S"}
+    qwen = qwen_pod["containers"][0]
     assert qwen["resources"]["limits"]["nvidia.com/gpu"] == 2
     assert arg(qwen, "--tensor-parallel-size") == "2"
 
@@ -117,7 +119,8 @@ def test_gpu_placement_and_probes(gpu, gpu_cfg) -> None:
             assert "nodeSelector" not in spec
             assert c["readinessProbe"]["httpGet"]["path"] == "/health"
             continue
-        assert spec["nodeSelector"] == k.gpu_nodes.node_selector
+        want = k.engine(name.split("/")[0]).node_selector or k.gpu_nodes.node_selector
+        assert spec["nodeSelector"] == want
         assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
         assert c["livenessProbe"] and c["readinessProbe"]
         if name.endswith("/worker"):

@@ -28,6 +28,7 @@ def test_totals_follow_the_config(gpu_dir: Path, gpu_cfg) -> None:
     engines_cpu = 2 * 32 + 3 * 8 + 16
     assert f"| CPU cores | {engines_cpu + 3 * 1} | {engines_cpu + 12 * 1} |" in text
     assert "| llama70b | LeaderWorkerSet | 1 | worker | 1 | nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3 | 8 |" in text
+    assert "| qwen7b | Deployment | 3 | pod | 3 | nvidia.com/gpu.product=NVIDIA-L40S | 2 |" in text
     assert "| gateway | Deployment | 3-12 (HPA) | pod | 3 | any node | - | 1 / 2 | 1Gi / 1Gi |" in text
     assert "| llama-3-3-70b-weights | existing (not rendered) | - | - |" in text
     assert "Not in the cluster" in text and "ollama (ollama)" in text
