@@ -437,3 +437,13 @@ def test_ray_worker_joins_the_leader(gpu: Rendered, tmp_path: Path) -> None:
     assert (tmp_path / "calls").read_text().splitlines() == [
         "ray start --address=llama70b-0.llama70b:6379 --block --disable-usage-stats"
     ]
+
+
+def test_serving_pods_drain_before_stopping(gpu: Rendered) -> None:
+    for name, tpl in pod_templates(gpu):
+        c = tpl["spec"]["containers"][0]
+        if name.endswith("/worker"):
+            assert "lifecycle" not in c  # a Ray worker serves nothing itself
+            continue
+        assert c["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", str(r.PRE_STOP_S)]}}}
+        assert tpl["spec"].get("terminationGracePeriodSeconds", 30) > r.PRE_STOP_S
