@@ -9,8 +9,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from config.atomic import atomic_dir
 from config.kubernetes_section import cpu_cores, memory_gib
+from config.local_section import RateLimitSpec
 from local.k8s.crd_schemas import POD_TEMPLATE_PATHS
 from local.k8s.render import REASONS_ANNOTATION
 from local.k8s.scan import ScanResult
@@ -108,6 +111,22 @@ def engines_table(docs: list[Doc]) -> list[str]:
         cells = [args.get(flags[col], "-") for flags in ENGINE_FLAGS.values()]
         rows.append(f"| {d['metadata']['name']} | {c['name']} | {per_copy} | " + " | ".join(cells) + " |")
     return rows
+
+
+def rate_limit_lines(docs: list[Doc]) -> list[str]:
+    """The per-key rate limit is per gateway replica: what it adds up to at the HPA's bounds."""
+    cm = next((d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "gateway-config"), None)
+    hpa = next((d for d in docs if d["kind"] == "HorizontalPodAutoscaler"), None)
+    if cm is None or hpa is None:
+        return []
+    (text,) = cm["data"].values()
+    local = (yaml.safe_load(text) or {}).get("local", {})
+    rate = float(local.get("rate_limit", {}).get("per_key_per_s", RateLimitSpec().per_key_per_s))
+    lo, hi = hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]
+    return [
+        f"Per-key rate limit: {rate:g} requests/s per gateway replica, so {rate * lo:g}-{rate * hi:g} requests/s "
+        f"per key across {lo}-{hi} replicas (limits and breakers are per process)."
+    ]
 
 
 def _peer(peer: Doc, namespace: str) -> str:
@@ -283,6 +302,8 @@ def build_review(
         *rows,
         "",
         *engines_table(docs),
+        "",
+        *rate_limit_lines(docs),
         "",
         "Engines are reached only through the gateway's Services (below); each serves weights from its model cache, "
         "mounted read-only, with no hub access.",

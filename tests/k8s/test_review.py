@@ -107,3 +107,12 @@ def test_engine_flags_on_the_page(gpu_dir: Path) -> None:
     text = page(gpu_dir)
     assert "| llama70b | vllm | 2 | /models/Llama-3.3-70B-Instruct | 8 | 2 | 16384 | 0.9 | 32768 |" in text
     assert "| structured | sglang | 1 | /models/Llama-3.1-70B-Instruct-AWQ | 4 | 1 | 8192 | 0.85 | - |" in text
+
+
+def test_rate_limit_adds_up_across_replicas(gpu_dir: Path, gpu_cfg) -> None:
+    rate = gpu_cfg.local.rate_limit.per_key_per_s
+    g = gpu_cfg.local.kubernetes.gateway
+    assert (
+        f"{rate:g} requests/s per gateway replica, so {rate * g.min_replicas:g}-{rate * g.max_replicas:g} requests/s"
+        in page(gpu_dir)
+    )
