@@ -28,6 +28,8 @@ MEMORY_RE = re.compile(r"^\d+(Ki|Mi|Gi|Ti)$")
 MEMORY_UNITS_GIB = {"Ki": 1 / 1024**2, "Mi": 1 / 1024, "Gi": 1.0, "Ti": 1024.0}
 # The Kubernetes minor version manifests are validated against (kubernetes-validate ships its OpenAPI schemas).
 DEFAULT_KUBERNETES_VERSION = "1.33"
+# Where every engine pod mounts its model cache; ``engines.<name>.model`` is a folder under it.
+MODEL_MOUNT = "/models"
 DEFAULT_IMAGES = {
     # Same tags as local/compose.yaml, so one host and one cluster run the same engine builds.
     "vllm": "vllm/vllm-openai:v0.11.0",
@@ -165,9 +167,9 @@ class EngineK8s(Section):
 
     image: str | None = Field(default=None, description="engine image; default by kind (same tags as compose)")
     model: str = Field(
-        default="/models/default",
-        pattern=r"^/models/[A-Za-z0-9._/-]+$",
-        description="weights directory inside the model cache (mounted at /models)",
+        default=f"{MODEL_MOUNT}/default",
+        pattern=rf"^{MODEL_MOUNT}/[A-Za-z0-9._/-]+$",
+        description=f"weights directory inside the model cache (mounted at {MODEL_MOUNT})",
     )
     replicas: int = Field(default=1, ge=1, le=64, description="independent copies (each a pod, or a pod group)")
     tensor_parallel_size: int = Field(default=1, ge=1, le=64)

@@ -21,7 +21,15 @@ import yaml
 
 from config import ConfigError, DeploymentConfig
 from config.atomic import atomic_dir
-from config.kubernetes_section import DEFAULT_IMAGES, EgressCidr, EngineK8s, IngressCidr, KubernetesConfig, Resources
+from config.kubernetes_section import (
+    DEFAULT_IMAGES,
+    MODEL_MOUNT,
+    EgressCidr,
+    EngineK8s,
+    IngressCidr,
+    KubernetesConfig,
+    Resources,
+)
 from config.loader import parse_config
 from config.local_section import EngineSpec
 from local.k8s import scripts
@@ -34,7 +42,6 @@ GATEWAY_PORT = 8080
 ENGINE_PORTS = {"vllm": 8000, "sglang": 30000}
 # The uid the gateway image creates (local/Dockerfile); engines run as the same unprivileged uid.
 RUN_AS = 10001
-MODEL_MOUNT = "/models"
 GATEWAY_SECRETS = "/var/run/secrets/llm-gateway"
 ENGINE_SECRETS = "/var/run/secrets/llm-engines"
 # Scratch space for caches the engines compile at start-up (torch.compile, Triton, Ray's session files).
