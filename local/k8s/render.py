@@ -297,8 +297,11 @@ def gateway_config(cfg: DeploymentConfig, plans: list[EnginePlan]) -> str:
         ConfigError: the generated config does not validate (a bug here, caught before anything is written).
     """
     k = cfg.local.kubernetes
-    data = cfg.model_dump(mode="json", exclude_defaults=True)
-    local = data.setdefault("local", {})
+    full = cfg.model_dump(mode="json", exclude_defaults=True)
+    # The gateway reads only ``local``; the cloud sections (alarm addresses, accounts, ...) stay out of the cluster,
+    # and changing them does not roll the gateway. ``model`` is required by the schema; the endpoint is off here.
+    data: dict[str, Any] = {"environment": cfg.environment, "model": full["model"], "endpoint": {"enabled": False}}
+    local = data["local"] = full.get("local", {})
     local.pop("kubernetes", None)
     engines = []
     for p in plans:
@@ -795,8 +798,20 @@ def kustomization(rendered: Rendered) -> Doc:
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the gateway's config file) as literal blocks, so the ConfigMap reads like the file."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def dump(docs: list[Doc]) -> str:
-    return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True, width=120)
+    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
 
 
 def write(rendered: Rendered, out: Path) -> list[Path]:

@@ -12,7 +12,7 @@ import yaml
 
 from config.loader import parse_config
 from local.k8s import render as r
-from local.k8s.render import Rendered, render, write
+from local.k8s.render import Rendered, dump, render, write
 from tests.k8s.conftest import docs_of, find, with_k8s
 
 Doc = dict[str, Any]
@@ -190,7 +190,12 @@ def test_secrets_are_referenced_as_files_never_inlined(prod, prod_cfg, gpu) -> N
 
 def test_gateway_config_points_at_the_services(prod, prod_cfg) -> None:
     cm = find(prod, "ConfigMap", "gateway-config")
-    cfg = parse_config(yaml.safe_load(cm["data"]["prod.yaml"]), "configmap")
+    data = yaml.safe_load(cm["data"]["prod.yaml"])
+    # Only what the gateway reads: no cloud settings (alarm addresses, VPC, scaling) in the cluster.
+    assert set(data) == {"environment", "model", "endpoint", "local"} and data["endpoint"] == {"enabled": False}
+    assert "ml-oncall@" not in cm["data"]["prod.yaml"] and "kubernetes" not in data["local"]
+    assert dump([cm]).count("prod.yaml: |") == 1  # a literal block: reads like the file
+    cfg = parse_config(data, "configmap")
     ns = prod_cfg.local.kubernetes.namespace
     engines = {e.name: e for e in cfg.local.resolved_engines()}
     assert set(engines) == {"vllm", "sglang"}  # ollama is not in the cluster
