@@ -312,7 +312,7 @@ def gateway_config(cfg: DeploymentConfig, plans: list[EnginePlan]) -> str:
         {
             "profile": "custom",
             "engines": engines,
-            "host": "0.0.0.0",
+            "host": "0.0.0.0",  # inside the pod; the NetworkPolicy decides who reaches it
             "port": GATEWAY_PORT,
             "api_keys_file": f"{GATEWAY_SECRETS}/api_keys",
         }
