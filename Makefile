@@ -66,7 +66,7 @@ config-docs: .venv/.stamp ## regenerate docs/CONFIG.md from the typed config
 	$(PY) -m config.reference > docs/CONFIG.md.tmp && mv docs/CONFIG.md.tmp docs/CONFIG.md
 
 clean: ## remove build outputs (keeps .venv and node_modules; `make distclean` removes those too)
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out k8s.out .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv*' -exec rm -rf {} +
 
 distclean: clean
