@@ -195,8 +195,23 @@ def secrets_lines(docs: list[Doc]) -> list[str]:
                 if s:
                     uses.setdefault(s["secretName"], set()).add(d["metadata"]["name"])
                     keys.setdefault(s["secretName"], set()).update(i["key"] for i in s.get("items", []))
-    rows = ["| Secret | keys | mounted by (as files) |", "|---|---|---|"]
-    rows += [f"| {n} | {', '.join(sorted(keys[n]))} | {', '.join(sorted(uses[n]))} |" for n in sorted(uses)]
+    rows = ["| kind | name | keys | used by |", "|---|---|---|---|"]
+    rows += [
+        f"| Secret (files) | {n} | {', '.join(sorted(keys[n]))} | {', '.join(sorted(uses[n]))} |" for n in sorted(uses)
+    ]
+    rendered = {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
+    for d in docs:
+        if d["kind"] not in WORKLOADS:
+            continue
+        for _, tpl, _ in _pod_templates(d):
+            for c in tpl["spec"]["containers"]:
+                for ref in c.get("envFrom", []):
+                    name = ref.get("configMapRef", {}).get("name")
+                    if name and name not in rendered:
+                        rows.append(
+                            f"| ConfigMap (environment) | {name} | AWS_ENDPOINT_URL_* from `make onprem-env` | "
+                            f"{d['metadata']['name']} |"
+                        )
     return rows
 
 
@@ -332,7 +347,7 @@ def build_review(
         "",
         *traffic_lines(docs),
         "",
-        "## Secrets to create before applying (referenced, never rendered)",
+        "## Secrets and ConfigMaps to create before applying (referenced, never rendered)",
         "",
         *secrets_lines(docs),
         "",

@@ -347,7 +347,7 @@ def test_engine_script_passes_the_key_in_the_environment_not_argv(prod, tmp_path
 
 def test_networks_outside_the_cluster_are_named_with_their_reason() -> None:
     cfg = with_k8s(
-        "prod",
+        "onprem-gpu",
         gateway__allowed_cidrs=[{"cidr": "10.30.0.0/16", "why": "hybrid router in the AWS VPC, over the VPN"}],
         gateway__egress=[{"cidr": "10.30.0.0/16", "port": 443, "why": "sagemaker.runtime interface endpoint"}],
     )
@@ -360,7 +360,7 @@ def test_networks_outside_the_cluster_are_named_with_their_reason() -> None:
     ]["egress"]
     assert "sagemaker.runtime interface endpoint" in policy["metadata"]["annotations"][r.REASONS_ANNOTATION]
     # Without them, nothing outside the cluster is reachable either way.
-    plain = find(render(with_k8s("prod")), "NetworkPolicy", "gateway")
+    plain = find(render(with_k8s("onprem-gpu")), "NetworkPolicy", "gateway")
     assert "ipBlock" not in str(plain) and "annotations" not in plain["metadata"]
 
 
@@ -452,3 +452,22 @@ def test_serving_pods_drain_before_stopping(gpu: Rendered) -> None:
             continue
         assert c["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", str(r.PRE_STOP_S)]}}}
         assert tpl["spec"].get("terminationGracePeriodSeconds", 30) > r.PRE_STOP_S
+
+
+def test_the_hybrid_private_path_reaches_the_gateway_and_its_aws_endpoints(prod, prod_cfg, gpu) -> None:
+    """prod has network.mode create: the VPC's network both ways, and the endpoint variables required."""
+    net = prod_cfg.network
+    policy = find(prod, "NetworkPolicy", "gateway")["spec"]
+    block = {"ipBlock": {"cidr": net.cidr}}
+    assert {"from": [block], "ports": [{"protocol": "TCP", "port": 8080}]} in policy["ingress"]
+    assert {"to": [block], "ports": [{"protocol": "TCP", "port": 443}]} in policy["egress"]
+    why = find(prod, "NetworkPolicy", "gateway")["metadata"]["annotations"][r.REASONS_ANNOTATION]
+    assert "hybrid router Lambda" in why and "sagemaker_runtime" in why
+    c = find(prod, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+    assert c["envFrom"] == [{"configMapRef": {"name": r.AWS_PRIVATE_CONFIGMAP, "optional": False}}]
+    assert {"name": "AWS_EC2_METADATA_DISABLED", "value": "true"} in c["env"]
+    # Engines never get the AWS path: their only egress is DNS.
+    assert find(prod, "NetworkPolicy", "engine-vllm")["spec"]["egress"] == []
+    # Without a private path (the multi-GPU example), none of it.
+    g = find(gpu, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+    assert "envFrom" not in g and "ipBlock" not in str(find(gpu, "NetworkPolicy", "gateway"))

@@ -48,8 +48,19 @@ def test_traffic_is_read_from_the_policies(gpu_dir: Path) -> None:
 
 def test_secrets_listed_with_their_users(gpu_dir: Path) -> None:
     text = page(gpu_dir)
-    assert "| llm-engine-api-keys | VLLM_API_KEY | gateway, llama70b, qwen7b |" in text
-    assert "| llm-gateway-api-keys | api_keys | gateway |" in text
+    assert "| Secret (files) | llm-engine-api-keys | VLLM_API_KEY | gateway, llama70b, qwen7b |" in text
+    assert "| Secret (files) | llm-gateway-api-keys | api_keys | gateway |" in text
+    assert "ConfigMap (environment)" not in text  # no private AWS path in this example
+
+
+def test_private_path_configmap_and_networks_listed(prod_dir: Path) -> None:
+    text = build_review("prod", prod_dir, None, VERSION, [], None, [])
+    assert (
+        "| ConfigMap (environment) | gateway-aws-private | AWS_ENDPOINT_URL_* from `make onprem-env` | gateway |"
+        in text
+    )
+    assert "| network 10.30.0.0/16 (outside the cluster) | pods gateway | TCP/8080 | gateway |" in text
+    assert "| pods gateway | network 10.30.0.0/16 (outside the cluster) | TCP/443 | gateway |" in text
 
 
 def test_changes_since_the_previous_review(gpu_dir: Path, tmp_path: Path) -> None:
