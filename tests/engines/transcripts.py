@@ -49,7 +49,9 @@ SCENARIOS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "chat_length": ("POST", "/v1/chat/completions", chat(max_tokens=3)),
     # a stop string both the real answer and the fake's echo contain, so both end on it (stop_reason is set)
     "chat_stop": ("POST", "/v1/chat/completions", chat(max_tokens=16, stop=["capital"])),
-    "chat_n2": ("POST", "/v1/chat/completions", chat(max_tokens=6, n=2, temperature=1.0, seed=7)),
+    # n=2 needs sampling (vLLM refuses n>1 at temperature 0); top_k=1 keeps it deterministic, so both choices
+    # are cut by max_tokens and the structure does not depend on the draw
+    "chat_n2": ("POST", "/v1/chat/completions", chat(max_tokens=6, n=2, temperature=1.0, top_k=1)),
     "chat_logprobs": ("POST", "/v1/chat/completions", chat(max_tokens=3, logprobs=True, top_logprobs=2)),
     "chat_stream": ("POST", "/v1/chat/completions", chat(max_tokens=16, stream=True)),
     "chat_stream_usage": (
@@ -61,7 +63,7 @@ SCENARIOS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "chat_stream_n2": (
         "POST",
         "/v1/chat/completions",
-        chat(max_tokens=4, n=2, temperature=1.0, seed=7, stream=True, stream_options={"include_usage": True}),
+        chat(max_tokens=4, n=2, temperature=1.0, top_k=1, stream=True, stream_options={"include_usage": True}),
     ),
     "chat_json_schema": (
         "POST",

@@ -139,6 +139,7 @@ class FakeOpenAI(FakeServer):
         self.app.router.add_get("/health", self.health)
         self.app.router.add_get("/metrics", self.metrics)
         self.running = 0
+        self.generated = 0
         self.finished: dict[str, int] = {}
 
     async def health(self, _: web.Request) -> web.Response:
@@ -160,6 +161,8 @@ class FakeOpenAI(FakeServer):
             lines.append(f"# TYPE {family} {kind}")
             if family == "vllm:num_requests_running":
                 lines.append(f"{family}{{{labels}}} {self.running}")
+            elif family == "vllm:generation_tokens_total":
+                lines.append(f"{family}{{{labels}}} {self.generated}")
             elif family.startswith("vllm:request_success") and kind == "counter":
                 for reason, n in sorted(self.finished.items()):
                     lines.append(f'{family}{{finished_reason="{reason}",{labels}}} {n}')
@@ -223,7 +226,7 @@ class FakeOpenAI(FakeServer):
         try:
             if not body.get("stream"):
                 await asyncio.sleep(self.b.token_delay_s * max(1, len(pieces)))
-                self.finished[finish] = self.finished.get(finish, 0) + 1
+                self._count(finish, n * len(pieces))
                 full = _full_body(kind, served, pieces, finish, n, usage, body)
                 for c in full["choices"]:
                     c["stop_reason"] = stop_reason
@@ -236,13 +239,15 @@ class FakeOpenAI(FakeServer):
             if self.b.mode == "error_mid_stream":
                 events = [*events[:2], *_inband_error("Internal server error during generation")]
             resp = await self._stream(request, events, SSE)
-            self.finished[finish] = self.finished.get(finish, 0) + 1
+            self._count(finish, n * len(pieces))
             return resp
-        except (ConnectionResetError, asyncio.CancelledError):
-            self.finished["abort"] = self.finished.get("abort", 0) + 1
-            raise
         finally:
             self.running -= 1
+
+    def _count(self, finish: str, tokens: int) -> None:
+        # as vLLM: finished requests by reason (an aborted one is not counted there), tokens generated
+        self.finished[finish] = self.finished.get(finish, 0) + 1
+        self.generated += tokens
 
 
 SSE = "text/event-stream"
