@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import openai
 import pytest
 import requests
 
 from tests.engines.transcripts import SCENARIOS, SERVED, load, metric_names, record_one, structure
 from tests.local.fakes import FakeOpenAI, LoopThread
+from tests.local.gateway import KEY, RunningGateway, custom, http_engine
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +54,19 @@ def test_fake_honours_max_tokens_stop_and_n(fake: FakeOpenAI) -> None:
         assert r["choices"][0]["finish_reason"] == "stop"
     finally:
         fake.b.chunks = 8
+
+
+def test_inband_stream_error_reaches_the_client_through_the_gateway(loop_thread: LoopThread) -> None:
+    # vLLM reports a failure after the 200 went out as `data: {"error": ...}`; the client must see an error
+    vllm = FakeOpenAI(loop_thread, "vllm").start()
+    vllm.b.mode = "error_mid_stream"
+    try:
+        with RunningGateway(custom(http_engine("vllm", "vllm", vllm.url))) as gw:
+            client = openai.OpenAI(base_url=gw.url + "/v1", api_key=KEY, max_retries=0, timeout=10)
+            stream = client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi there"}], stream=True
+            )
+            with pytest.raises(openai.APIError, match="Internal server error during generation"):
+                list(stream)
+    finally:
+        vllm.stop()
