@@ -12,13 +12,15 @@ import time
 from typing import Any
 
 from router import complexity, policy
+from router.breaker import CircuitBreaker
 from router.detect import Detector, Finding
 from router.errors import BadRequest, NotFound, RouterError, TargetUnavailable
 from router.lexicon import shared as shared_lexicon
 from router.protocol import ChatRequest, as_sse, decode_body, parse_request
 from router.redact import redact, restore
+from router.secrets import SecretCache
 from router.settings import Settings
-from router.targets import CircuitBreaker, CloudTarget, LocalTarget, SecretCache, Target
+from router.targets import CloudTarget, LocalTarget, Target
 from router.textview import TextView
 
 LOG = logging.getLogger("router.decision")
@@ -135,8 +137,18 @@ class Router:
                 last = TargetUnavailable(f"{name} target skipped: circuit breaker open", code=f"{name}_breaker_open")
                 continue
             body, mapping = req.body, dict[str, str]()
-            if name == "cloud" and decision.redact_for_cloud:
-                body, mapping = _redacted_body(req, findings)
+            if name == "cloud":
+                texts = req.texts
+                if decision.redact_for_cloud:
+                    texts, mapping = redact(req.texts, findings)
+                    if any(self.detector.scan(t) for t in texts):
+                        # Redaction left something detection still finds (a value seen only in a disguised form):
+                        # fail closed rather than send it.
+                        last = TargetUnavailable(
+                            "cloud target skipped: redaction incomplete", code="redaction_incomplete"
+                        )
+                        continue
+                body = req.cloud_body(texts)
             try:
                 answer = self.targets[name].complete(body)
             except TargetUnavailable as exc:
@@ -144,6 +156,8 @@ class Router:
                 last = exc
                 continue
             breaker.record_success()
+            if isinstance(req.body.get("model"), str):
+                answer["model"] = req.body["model"]
             if mapping:
                 for choice in answer.get("choices", []):
                     msg = choice.get("message") or {}
@@ -158,26 +172,6 @@ class Router:
                 code="local_unavailable_sensitive",
             )
         raise TargetUnavailable(f"no target available: {last.message}", code=last.code)
-
-
-def _redacted_body(req: ChatRequest, findings: list[list[Finding]]) -> tuple[dict[str, Any], dict[str, str]]:
-    """A copy of the request with every detected value replaced, and the mapping to restore them."""
-    texts, mapping = redact(req.texts, findings)
-    it = iter(texts)
-    messages = []
-    for msg in req.body["messages"]:
-        content = msg.get("content")
-        new = dict(msg)
-        if isinstance(content, str):
-            new["content"] = next(it)
-        elif isinstance(content, list):
-            new["content"] = [p | {"text": next(it)} if p.get("type") in ("text", "input_text") else p for p in content]
-        if msg.get("tool_calls") is not None or msg.get("function_call") is not None:
-            next(it)
-            new.pop("tool_calls", None)
-            new.pop("function_call", None)
-        messages.append(new)
-    return req.body | {"messages": messages}, mapping
 
 
 def _check_route(event: dict[str, Any]) -> None:
