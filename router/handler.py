@@ -58,7 +58,10 @@ class Router:
         views = [TextView.of(t) for t in req.texts]
         lexicon = shared_lexicon()
         words = [lexicon.words(v) for v in views]
-        findings = [self.detector.scan(v.text, hits=(w.en, w.other), view=v) for v, w in zip(views, words, strict=True)]
+        findings = [
+            self.detector.scan(v.text, hits=(w.en, w.other), view=v, present=w.present)
+            for v, w in zip(views, words, strict=True)
+        ]
         user = [i for i, r in enumerate(req.text_roles) if r == "user"] or list(range(len(req.texts)))
         feats = complexity.features(
             [req.texts[i] for i in user],

@@ -19,6 +19,7 @@ import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from router import words as W
 from router.textview import QUESTION, TextView
 
 Hit = tuple[str, int, int]  # (word as written in the table, start, end)
@@ -250,12 +251,10 @@ def shared() -> Lexicon:
     """The union of the detection and complexity tables (built on first use), for callers that run both."""
     global _SHARED
     if _SHARED is None:
-        from router import complexity, detect  # the two table owners; imported here to avoid an import cycle
-
         _SHARED = Lexicon(
-            set(detect.EN_WORDS) | set(complexity.EN_WORDS),
-            set(detect.OTHER_WORDS) | set(complexity.OTHER_WORDS),
-            stems=complexity.EN_STEMS,
-            located=detect.EN_WORDS,  # detection checks what follows each one; scoring only counts distinct cues
+            set(W.DETECT_EN_WORDS) | set(W.COMPLEXITY_EN_WORDS) | set(W.PRESENCE_WORDS),
+            set(W.DETECT_OTHER_WORDS) | set(W.COMPLEXITY_OTHER_WORDS),
+            stems=W.COMPLEXITY_EN_STEMS,
+            located=W.DETECT_EN_WORDS,  # detection checks what follows each one; scoring only counts distinct cues
         )
     return _SHARED

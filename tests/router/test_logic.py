@@ -9,12 +9,11 @@ import pytest
 
 from config.router_section import RouterConfig
 from router import calibrate, complexity, evaluate, policy
+from router.breaker import CircuitBreaker
 from router.detect import Detector
-from router.errors import SettingsError
+from router.errors import SettingsError, TargetUnavailable
 from router.redact import redact, restore
 from router.settings import Settings
-from router.breaker import CircuitBreaker
-from router.errors import TargetUnavailable
 from router.translate import from_endpoint
 
 DEV = Path(__file__).parents[1] / "data" / "router_dev.jsonl"
