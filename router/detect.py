@@ -74,8 +74,9 @@ _EMAIL_LEFT = re.compile(r"[A-Za-z0-9._%+\-]{1,64}+$")
 _EMAIL_RIGHT = re.compile(r"[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,6}\.[A-Za-z]{2,24}")
 
 # ---------------------------------------------------------------- IBAN, passport, SSN with context
-_IBAN = re.compile(r"[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]{4}){2,7}(?:[ \-]?[A-Z0-9]{1,3})?")
-_IBAN_ANYCASE = re.compile(r"(?i)[a-z]{2}\d{2}(?:[ \-]?[a-z0-9]{4}){2,7}(?:[ \-]?[a-z0-9]{1,3})?")
+_IBAN = re.compile(r"[A-Z]{2}\d{2}(?:[ \-./\n]?[A-Z0-9]{4}){2,7}(?:[ \-./\n]?[A-Z0-9]{1,3})?")
+_IBAN_ANYCASE = re.compile(r"(?i)[a-z]{2}\d{2}(?:[ \-./\n]?[a-z0-9]{4}){2,7}(?:[ \-./\n]?[a-z0-9]{1,3})?")
+_IBAN_SEPS = str.maketrans("", "", " -./\n")
 # Countries that issue IBANs (ISO 3166 codes from the SWIFT IBAN registry); anything else is a code, not an IBAN.
 
 
@@ -89,8 +90,10 @@ def _country_alternation(codes: Iterable[str]) -> str:
 
 # How an IBAN that can pass iban_ok starts (country code, check digits): one cheap search rules out most numbers
 # glued to letters (order numbers, codes) before any IBAN-shaped match is tried.
-_IBAN_HEAD = re.compile(f"(?:{_country_alternation(W.IBAN_COUNTRIES)})\\d\\d")
-_PASSPORT_NO = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]{1,2}[ \-]?(?:\d[ \-]?){5,8}\d|\d{9})(?![A-Za-z0-9])")
+_IBAN_HEAD = re.compile(f"(?:{_country_alternation(W.IBAN_COUNTRIES)})[ \\-./]?\\d[ \\-./]?\\d")
+# Any separator between any two characters ("GB5 2EA-WY0 9832..."): tried only where _IBAN found nothing.
+_IBAN_LOOSE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}(?:[ \-./]?[A-Z0-9]){13,32}")
+_PASSPORT_NO = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]{1,2}[ \-./\n]?(?:\d[ \-./\n]?){5,8}\d|\d{9})(?![A-Za-z0-9])")
 
 # ---------------------------------------------------------------- names
 _EN_NAME_AFTER = re.compile(
@@ -143,7 +146,7 @@ def cn_id_ok(value: str) -> bool:
 
 def iban_ok(value: str) -> bool:
     """True when ``value`` (spaces and dashes allowed) is an IBAN of plausible length whose mod-97 check equals 1."""
-    s = value.replace(" ", "").replace("-", "").upper()
+    s = value.translate(_IBAN_SEPS).upper()
     if not (15 <= len(s) <= 34 and s[:2] in W.IBAN_COUNTRIES and s[2:4].isdigit() and s.isalnum()):
         return False
     rearranged = s[4:] + s[:4]
@@ -158,13 +161,24 @@ def ssn_ok(digits: str) -> bool:
 
 
 def _last(ctx: str, words: Iterable[str]) -> int:
-    """Rightmost position of any of ``words`` in ``ctx`` (-1 when none): the nearest context word wins."""
+    """Rightmost position of any of ``words`` in ``ctx`` (-1 when none): the nearest context word wins.
+
+    An English word counts only as a whole word ("ref" is not in "refund"); Chinese words count anywhere.
+    """
     best = -1
     for w in words:
         i = ctx.rfind(w)
+        while i > best and w.isascii() and not _whole_word(ctx, i, i + len(w)):
+            i = ctx.rfind(w, 0, i)
         if i > best:
             best = i
     return best
+
+
+def _whole_word(text: str, start: int, end: int) -> bool:
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    return not (before.isascii() and before.isalnum()) and not (after.isascii() and after.isalpha())
 
 
 def _classify_number(raw: str, ctx: str) -> str | None:
@@ -186,6 +200,8 @@ def _classify_number(raw: str, ctx: str) -> str | None:
         return PHONE
     if n == 13 and digits.startswith("861") and digits[3] in "3456789":
         return PHONE
+    if n == 10 and digits.startswith(W.HOTLINE_PREFIXES):
+        return None  # a 400/800 service hotline, whatever the context says
     order_at = _last(ctx, W.ORDER_CTX)
     personal_at = max(_last(ctx, W.ACCOUNT_CTX), _last(ctx, W.PHONE_CTX), _last(ctx, W.ID_CTX), _last(ctx, W.SSN_CTX))
     if order_at > personal_at:
@@ -225,14 +241,16 @@ def _is_date(d: str) -> bool:
 
 
 def _known_lookalike(digits: str, written: str) -> bool:
-    """A long digit run that is a date-led timestamp (20231128103045), dates back to back (2023112820231228) or an
-    IPv4 address (192.168.100.200, as written)."""
+    """A long digit run that is a date-led timestamp (20231128103045), dates or years back to back
+    (2023112820231228, "2019 2020 2021 2022") or an IPv4 address (192.168.100.200, as written)."""
     if _IPV4.fullmatch(written):
         return True
     n = len(digits)
     if n in W.TIMESTAMP_LENGTHS and _is_date(digits[:8]):
         rest = digits[8:]
         return not rest or (int(rest[:2]) < 24 and (len(rest) < 4 or int(rest[2:4]) < 60))
+    if n % 4 == 0 and written != digits and all(1900 <= int(digits[i : i + 4]) <= 2099 for i in range(0, n, 4)):
+        return True  # years listed one after another ("2019 2020 2021 2022")
     return n % 8 == 0 and all(_is_date(digits[i : i + 8]) for i in range(0, n, 8))
 
 
@@ -338,7 +356,8 @@ class Detector:
             s, e = m.start(), m.end()
             if s >= 2 and text[s - 1].isascii() and text[s - 1].isalpha():
                 # Letters glued to digits: an IBAN (DE89 3704...) or a code (ORD2023..., AB12...), never a bare number.
-                _iban_near(text, view.marks, s, e, out)
+                if not _iban_near(text, view.marks, s, e, out) and _iban_country_run(text, s, m.group()):
+                    out.append(Finding(BANK_ACCOUNT, s - 2, e))  # IBAN-shaped, checksum unreadable: fail closed
                 continue
             if e < len(text) and text[e].isascii() and text[e].isalnum():
                 continue
@@ -461,6 +480,7 @@ def _number_matches(view: TextView, plain: bool = False) -> Iterator[re.Match[st
             and marks[start - 1] == _LETTER
             and marks.count(DIGIT, start, end) <= _NUMBER_MAX_DIGITS
             and not _iban_head_near(text, marks, start)
+            and text[start - 2 : start] not in W.IBAN_COUNTRIES
             and _one_match(text, start, end)
         ):
             continue  # a letter cannot start a match, so the one match starts at `start`: a code, not an IBAN
@@ -487,14 +507,30 @@ def _iban_head_near(text: str, marks: bytes, s: int) -> bool:
     return _IBAN_HEAD.search(text, lo, s + 4) is not None
 
 
-def _iban_near(text: str, marks: bytes, s: int, e: int, out: list[Finding]) -> None:
-    """Check for an IBAN around a number (its country code and check digits come just before the digits)."""
+def _iban_country_run(text: str, s: int, number: str) -> bool:
+    """True when exactly two capital letters naming an IBAN country are glued to a long digit run (DE7 436 ...)."""
+    return (
+        text[s - 2 : s] in W.IBAN_COUNTRIES
+        and (s < 3 or not (text[s - 3].isascii() and text[s - 3].isalpha()))
+        and sum(c.isdigit() for c in number) >= W.LONG_RUN_DIGITS
+    )
+
+
+def _iban_near(text: str, marks: bytes, s: int, e: int, out: list[Finding]) -> bool:
+    """Check for an IBAN around a number (its country code and check digits come just before the digits); True when
+    one was found."""
     if not _iban_head_near(text, marks, s):
-        return  # no IBAN can start at or before the number: order numbers and codes (ORD2023...) end here
+        return False  # no IBAN can start at or before the number: order numbers and codes (ORD2023...) end here
     for m in _IBAN.finditer(text, max(0, s - 12), min(len(text), e + 8)):
         if m.start() <= s and iban_ok(m.group()):
             out.append(Finding(IBAN, m.start(), m.end()))
-            return
+            return True
+    for m in _IBAN_LOOSE.finditer(text, max(0, s - 16), min(len(text), e + 8)):
+        for end in range(m.end(), m.start() + 14, -1):  # the loose match may run into the next word
+            if m.start() <= s and iban_ok(text[m.start() : end]):
+                out.append(Finding(IBAN, m.start(), end))
+                return True
+    return False
 
 
 def _own_lexicon() -> Lexicon:

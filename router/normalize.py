@@ -86,8 +86,8 @@ _NUM_WORD_ANY = re.compile(
     rb"(?<![a-z0-9])(?:" + b"|".join(w.encode() for w in (*W.NUMBER_WORDS, *W.REPEAT_WORDS)) + rb")(?![a-z0-9])"
 )
 
-_SPACED = re.compile(r"(?<![^\W_])[A-Za-z0-9@.](?: [A-Za-z0-9@.]){3,}(?![^\W_])")
-_SPACED_MARKS = (b"a-a-a-a", b"a-0-0-0", b"a-a-0-0")  # marks: letter "a", digit "0", space "-"
+_SPACED = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9@.](?: [A-Za-z0-9@.]){3,}(?![A-Za-z0-9])")
+_SPACED_MARKS = (b"a-a-a-a", b"a-0-0-0", b"a-a-0-0", b"a-.-a-", b"a-.-a")  # marks: letter "a", digit "0", space "-"
 
 _LABEL = r"[a-z0-9_%+\-]{1,64}+"
 _AT = r"(?:[ \t]*+(?:\[at\]|\(at\)|\{at\}|<at>|@|艾特|圈a)[ \t]*+|[ \t]++at[ \t]++)"

@@ -58,6 +58,10 @@ ORDER_CTX = (
 
 PHONE_CTX = (
     "my number",
+    "text",
+    "call",
+    "ring me",
+    "dial",
     "cell",
     "mobile no",
     "phone no",
