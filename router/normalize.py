@@ -3,6 +3,7 @@
 Detection runs on the text as written and on this view (``router.detect``), and a value found on either counts. The
 view undoes, in this order:
 
+0. JSON/C string escapes (``\\n``, ``\\u516d``): tool-call arguments are JSON text, and values hide in them.
 1. Compatibility characters, one for one (offsets unchanged): NFKC full-width and enclosed letters and digits
    (``４１１１``, ``zhangsan＠qq．com``), other scripts' decimal digits, the ideographic space; Chinese digits next
    to another digit, everyday and financial forms, 〇/零/幺/两 (``六二二二``, ``壹叁捌``).
@@ -34,6 +35,8 @@ _COMPAT_BLOCKS = ((0xFF01, 0xFF5E), (0x2460, 0x24FF), (0x2070, 0x209F), (0x2150,
 # Blocks holding other scripts' decimal digits (Arabic-Indic, Devanagari, Bengali, Thai, ...).
 _DIGIT_BLOCKS = ((0x0660, 0x06FF), (0x0900, 0x0DFF), (0x0E50, 0x0EDF), (0x1040, 0x1049), (0x17E0, 0x17E9))
 _KEEP_PUNCT = "@.+-/#_"
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?|([nrtbf/\"\\]))")
+_SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": " ", "f": " ", "/": "/", '"': '"', "\\": "\\"}
 _SEPARATORS = " \t-./"
 _WIDE_MIN_DIGITS = 4  # number words convert only in runs of this many digits or words
 
@@ -192,8 +195,14 @@ def canonical(
     """
     if view is None:
         view = TextView.of(text)
-    t = text if view.ascii else _one_for_one(text, other_hits)
     maps: list[_Map] = []
+    t = text
+    if "\\" in text:
+        t = _apply(t, _escapes(t), maps)
+        if t is not text:
+            view, other_hits = TextView.of(t), None  # offsets moved: look for wide characters here
+    if not view.ascii:
+        t = _one_for_one(t, other_hits)
     low = view.low
     if present is None:
         numbers = _NUM_WORD_ANY.search(low) is not None
@@ -210,6 +219,22 @@ def canonical(
     if spelled or any(n in low for n in _AT_NEEDLES) or (not view.ascii and any(n in t for n in _AT_NEEDLES_WIDE)):
         t = _apply(t, _spelled_emails(t, tview.low), maps)
     return Canonical(t, t != text, tuple(maps))
+
+
+def _escapes(t: str) -> list[tuple[int, int, str]]:
+    """JSON/C string escapes (``\\n``, ``\\t``, ``\\u0034``) as the characters they stand for: a value inside
+    tool-call arguments or pasted JSON is written with them."""
+    edits = []
+    for m in _ESCAPE.finditer(t):
+        if m.group(1):
+            cp = int(m.group(1), 16)
+            if m.group(2) and 0xD800 <= cp <= 0xDBFF:
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (int(m.group(2), 16) - 0xDC00)
+            char = chr(cp) if not 0xD800 <= cp <= 0xDFFF else " "
+        else:
+            char = _SIMPLE_ESCAPES[m.group(3)]
+        edits.append((m.start(), m.end(), char))
+    return edits
 
 
 def _apply(t: str, edits: list[tuple[int, int, str]], maps: list[_Map]) -> str:

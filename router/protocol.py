@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,7 +250,39 @@ def _message(msg: Any, i: int, fields: _Fields) -> bool:
 def _function(fn: dict[str, Any], where: str, path: FieldPath, role: str, fields: _Fields) -> None:
     for key in ("name", "arguments"):
         _need_str(fn.get(key), f"{where}.{key}")
-        fields.add((*path, key), fn[key], role)
+        value = fn[key]
+        if key == "arguments" and "\\u" in value:
+            value = _unescape_arguments(value)
+        fields.add((*path, key), value, role)
+
+
+_JSON_U_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u([0-9a-fA-F]{4})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?")
+
+
+def _unescape_arguments(arguments: str) -> str:
+    """Tool-call arguments (JSON text) with ``\\uXXXX`` escapes written as the characters they stand for.
+
+    ``{"card": "\\u516d\\u4e8c..."}`` hides its characters from detection; the same JSON with the characters
+    written out means the same to any parser, so that is what is scanned and what the cloud receives. Quotes,
+    backslashes and control characters stay escaped; arguments that are not JSON are left as they are.
+    """
+    try:
+        json.loads(arguments)
+    except (ValueError, RecursionError):
+        return arguments
+
+    def repl(m: re.Match[str]) -> str:
+        cp = int(m.group(2), 16)
+        if m.group(3) and 0xD800 <= cp <= 0xDBFF:
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (int(m.group(3), 16) - 0xDC00)
+        elif 0xD800 <= cp <= 0xDFFF or m.group(3):
+            return m.group()
+        char = chr(cp)
+        if char in '"\\' or cp < 0x20:
+            return m.group()
+        return m.group(1) + char
+
+    return _JSON_U_ESCAPE.sub(repl, arguments)
 
 
 def _need_str(value: Any, where: str) -> None:

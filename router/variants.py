@@ -38,6 +38,7 @@ class Case:
     types: tuple[str, ...]
     disguise: str
     split: str
+    value: str = ""  # the sensitive value as written into the text (empty for a look-alike)
 
     def as_json(self) -> str:
         """One JSONL line."""
@@ -314,7 +315,7 @@ def generate(split: str, seed: int, per_type: int = 12) -> Iterator[Case]:
                 else:
                     shown = fn(value, rng)
                 template = rng.choice(TEMPLATES[kind][half])
-                yield Case(template.format(v=shown), (kind,), disguise, split)
+                yield Case(template.format(v=shown), (kind,), disguise, split, shown)
     yield from _emails(rng, half, split, per_type)
     yield from _words_types(rng, half, split)
     for _ in range(per_type * 4):
@@ -336,24 +337,25 @@ def _emails(rng: random.Random, half: int, split: str, per_type: int) -> Iterato
     for disguise, fn in spellings.items():
         for _ in range(per_type):
             shown = fn(rng.choice(EMAIL_LOCALS[half]), rng.choice(EMAIL_DOMAINS[half]))
-            yield Case(rng.choice(TEMPLATES[W.EMAIL][half]).format(v=shown), (W.EMAIL,), disguise, split)
+            yield Case(rng.choice(TEMPLATES[W.EMAIL][half]).format(v=shown), (W.EMAIL,), disguise, split, shown)
 
 
 def _words_types(rng: random.Random, half: int, split: str) -> Iterator[Case]:
     for template in NAME_TEMPLATES[half]:
         pool = NAMES_ZH[half] if not template.isascii() else NAMES_EN[half]
         for name in pool:
-            yield Case(template.format(v=name), (W.NAME,), "context", split)
+            yield Case(template.format(v=name), (W.NAME,), "context", split, name)
     for template in ADDRESS_TEMPLATES[half]:
         pool = STREETS_ZH[half] if not template.isascii() else STREETS_EN[half]
         for street in pool:
-            yield Case(template.format(v=street), (W.ADDRESS,), "context", split)
+            yield Case(template.format(v=street), (W.ADDRESS,), "context", split, street)
     for street in STREETS_EN[half]:
         name = rng.choice(NAMES_EN[half])
-        yield Case(f"I'm Dr. {name.split()[1]}, {street}, Springfield", (W.NAME, W.ADDRESS), "title_street", split)
+        text = f"I'm Dr. {name.split()[1]}, {street}, Springfield"
+        yield Case(text, (W.NAME, W.ADDRESS), "title_street", split, street)
     for template in DOB_TEMPLATES[half]:
         for value in DOB_VALUES[half]:
-            yield Case(template.format(v=value), (W.DOB,), "context", split)
+            yield Case(template.format(v=value), (W.DOB,), "context", split, value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
