@@ -9,6 +9,7 @@ the text); ASCII punctuation is counted on the view's marks (``router.textview``
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -31,7 +32,6 @@ _ZH_KIND = W.COMPLEXITY_ZH_KIND
 EN_WORDS = W.COMPLEXITY_EN_WORDS
 EN_STEMS = W.COMPLEXITY_EN_STEMS
 OTHER_WORDS = W.COMPLEXITY_OTHER_WORDS
-_LEXICON: Lexicon | None = None  # built on first use without precomputed words (the handler passes them)
 _STEP_LINE = re.compile(r"(?m)^[ \t]*(?:\d{1,2}[.)、]|[-*•]|第[一二三四五六七八九十]+|step \d)")
 
 
@@ -102,11 +102,10 @@ def features(
     return {k: math.log1p(v) for k, v in counts.items()}
 
 
+@functools.cache
 def _own_lexicon() -> Lexicon:
-    global _LEXICON
-    if _LEXICON is None:
-        _LEXICON = Lexicon(EN_WORDS, OTHER_WORDS, stems=EN_STEMS, located=())  # only distinct cues count
-    return _LEXICON
+    """This module's words alone, for callers that pass no word pass (the handler passes the shared one)."""
+    return Lexicon(EN_WORDS, OTHER_WORDS, stems=EN_STEMS, located=())  # only distinct cues count
 
 
 def score(feats: Mapping[str, float], model: Model) -> float:

@@ -11,6 +11,7 @@ on-prem.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -258,7 +259,6 @@ _EN_FAMILY = W.EN_TRIGGERS
 _ZH_FAMILY = W.ZH_TRIGGERS
 EN_WORDS = W.DETECT_EN_WORDS
 OTHER_WORDS = W.DETECT_OTHER_WORDS
-_LEXICON: Lexicon | None = None  # built on the first scan without precomputed hits (the handler passes them)
 _ZH_STREET_TAIL = re.compile(r"[ \t]*\d{1,5}[ \t]*(?:号|弄)(?:[ \t]*[\d\-]{1,5}[ \t]*(?:栋|幢|号楼|单元|室|楼))*")
 _ZH_REGION_TAIL = re.compile(r"[\u4e00-\u9fff]{1,6}(?:区|县)[\u4e00-\u9fff]{1,10}(?:路|街|道|镇|乡|村)")
 _HAN_BEFORE = re.compile(r"[\u4e00-\u9fff]{1,10}$")
@@ -533,11 +533,10 @@ def _iban_near(text: str, marks: bytes, s: int, e: int, out: list[Finding]) -> b
     return False
 
 
+@functools.cache
 def _own_lexicon() -> Lexicon:
-    global _LEXICON
-    if _LEXICON is None:
-        _LEXICON = Lexicon((*EN_WORDS, *W.PRESENCE_WORDS), OTHER_WORDS, located=EN_WORDS)
-    return _LEXICON
+    """Detection's words alone, for scans without a word pass (the handler passes the shared one)."""
+    return Lexicon((*EN_WORDS, *W.PRESENCE_WORDS), OTHER_WORDS, located=EN_WORDS)
 
 
 def _value_after(text: str, family: str, e: int, out: list[Finding]) -> None:
@@ -582,12 +581,7 @@ def _any_char(s: str, chars: str) -> bool:
     return any(c in s for c in chars)
 
 
-_DEFAULT: Detector | None = None
-
-
+@functools.cache
 def default_detector() -> Detector:
     """A shared detector without custom patterns (built on first use)."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = Detector()
-    return _DEFAULT
+    return Detector()

@@ -14,6 +14,7 @@ only when the text is not pure ASCII (ASCII punctuation is counted on the view b
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Iterable
@@ -244,17 +245,12 @@ def _one_pass_exact(anchor: str, rests: list[str]) -> bool:
     return True
 
 
-_SHARED: Lexicon | None = None
-
-
+@functools.cache
 def shared() -> Lexicon:
     """The union of the detection and complexity tables (built on first use), for callers that run both."""
-    global _SHARED
-    if _SHARED is None:
-        _SHARED = Lexicon(
-            set(W.DETECT_EN_WORDS) | set(W.COMPLEXITY_EN_WORDS) | set(W.PRESENCE_WORDS),
-            set(W.DETECT_OTHER_WORDS) | set(W.COMPLEXITY_OTHER_WORDS),
-            stems=W.COMPLEXITY_EN_STEMS,
-            located=W.DETECT_EN_WORDS,  # detection checks what follows each one; scoring only counts distinct cues
-        )
-    return _SHARED
+    return Lexicon(
+        set(W.DETECT_EN_WORDS) | set(W.COMPLEXITY_EN_WORDS) | set(W.PRESENCE_WORDS),
+        set(W.DETECT_OTHER_WORDS) | set(W.COMPLEXITY_OTHER_WORDS),
+        stems=W.COMPLEXITY_EN_STEMS,
+        located=W.DETECT_EN_WORDS,  # detection checks what follows each one; scoring only counts distinct cues
+    )
