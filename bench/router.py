@@ -61,7 +61,9 @@ def prompt(size: int, kind: str = "mixed") -> str:
 def decision_latency(router: Router, kind: str) -> dict[str, dict[str, float]]:
     out = {}
     for label, size in tqdm(SIZES.items(), desc=f"decision latency ({kind})"):
-        req = parse_request(json.dumps({"messages": [{"role": "user", "content": prompt(size, kind)}]}).encode())
+        req = parse_request(
+            json.dumps({"model": "bank-bot", "messages": [{"role": "user", "content": prompt(size, kind)}]}).encode()
+        )
         for _ in range(20):
             router.decide(req)
         samples = []
@@ -92,7 +94,7 @@ def _p50_us(fn: Callable[[], object], runs: int) -> float:
 def stage_breakdown(router: Router, kind: str, label: str = "4KB") -> dict[str, float]:
     """p50 of each stage of ``Router.decide`` on one prompt: where the time goes."""
     text = prompt(SIZES[label], kind)
-    req = parse_request(json.dumps({"messages": [{"role": "user", "content": text}]}).encode())
+    req = parse_request(json.dumps({"model": "bank-bot", "messages": [{"role": "user", "content": text}]}).encode())
     view = TextView.of(text)
     words = shared_lexicon().words(view)
     runs = RUNS[label]

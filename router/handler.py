@@ -22,6 +22,7 @@ from router.secrets import SecretCache
 from router.settings import Settings
 from router.targets import CloudTarget, LocalTarget, Target
 from router.textview import TextView
+from wire.errors import WireError
 
 LOG = logging.getLogger("router.decision")
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
@@ -103,16 +104,16 @@ class Router:
             body = as_sse(answer) if req.stream else json.dumps(answer, ensure_ascii=False)
             ctype = "text/event-stream" if req.stream else "application/json"
             return _response(200, body, ctype, {"x-route-target": used, "x-route-reason": reason})
-        except RouterError as err:
-            log |= {"status": err.status, "error": err.code or err.error_type}
+        except WireError as err:
+            log |= {"status": err.status, "error": err.code or err.type}
             extra = {"x-route-target": "none", "x-route-reason": log.get("reason", err.code or "error")}
-            return _response(err.status, json.dumps(err.body()), "application/json", extra)
+            return _response(err.status, err.body().decode(), "application/json", extra)
         except Exception as exc:  # a bug: answer a well-formed 500; log the type only (messages may hold values)
             log |= {"status": 500, "error": type(exc).__name__}
             internal = RouterError("internal error in the router", code="internal_error")
             return _response(
                 500,
-                json.dumps(internal.body()),
+                internal.body().decode(),
                 "application/json",
                 {"x-route-target": "none", "x-route-reason": "internal_error"},
             )

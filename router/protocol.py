@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.errors import BadRequest
+from wire import build, sse, validate
 
-ROLES = ("system", "user", "assistant", "tool", "developer")
-TEXT_PART_TYPES = ("text", "input_text")
+ROLES = validate.ROLES
+TEXT_PART_TYPES = validate.TEXT_PART_TYPES
 MAX_JSON_DEPTH = 32  # containers one inside another, the body included; a chat request needs 5 (arguments are a string)
 MAX_INT_DIGITS = 20  # every integer field fits in 64 bits; Python refuses to convert more than 4,300 digits
-# Numbers the cloud target may receive (each validated and bounded by _check_optional); every string it receives is a
+# Numbers the cloud target may receive (each validated and bounded by wire.validate); every string it receives is a
 # scanned text (ChatRequest.texts), see cloud_body.
-MAX_TOKENS = 1_000_000  # bounds max_tokens before any target sees it
+LIMITS = validate.Limits()  # the project's one set of OpenAI request rules and bounds
 CLOUD_NUMBERS = ("max_tokens", "max_completion_tokens", "temperature", "top_p")
 
 FieldPath = tuple[str | int, ...]
@@ -139,17 +140,13 @@ def parse_request(data: bytes) -> ChatRequest:
     """
     body = _loads(data)
     if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object", code="invalid_type")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest(
-            "messages: required, a non-empty list of {role, content}", param="messages", code="invalid_value"
-        )
+        raise BadRequest("request body must be a JSON object", code="invalid_json")
+    validate.chat_request(body, LIMITS)  # OpenAI's rules, shared with the gateway and the SageMaker handler
+    messages = body["messages"]
     fields = _Fields()
     unscannable = False
     for i, msg in enumerate(messages):
         unscannable |= _message(msg, i, fields)
-    _check_optional(body)
     stop = body.get("stop")
     if isinstance(stop, str):
         fields.add(("stop",), stop, "request")
@@ -173,38 +170,21 @@ class _Fields:
         self.paths.append(path)
 
 
-def _message(msg: Any, i: int, fields: _Fields) -> bool:
-    """Validate ``messages[i]`` and collect its texts; True when it holds a part that cannot be scanned."""
+def _message(msg: dict[str, Any], i: int, fields: _Fields) -> bool:
+    """Collect the texts of ``messages[i]`` (already checked by ``wire.validate``) and check its tool calls; True
+    when it holds a part that cannot be scanned."""
     where = f"messages[{i}]"
-    if not isinstance(msg, dict):
-        raise BadRequest(f"{where}: expected an object with role and content", param=where, code="invalid_type")
-    role = msg.get("role")
-    if role not in ROLES:
-        raise BadRequest(
-            f"{where}.role: expected one of {', '.join(ROLES)}", param=f"{where}.role", code="invalid_value"
-        )
+    role = msg["role"]
     unscannable = False
     content = msg.get("content")
-    has_calls = msg.get("tool_calls") is not None or msg.get("function_call") is not None
     if isinstance(content, str):
         fields.add(("messages", i, "content"), content, role)
     elif isinstance(content, list):
         for j, part in enumerate(content):
-            pwhere = f"{where}.content[{j}]"
-            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                raise BadRequest(f"{pwhere}: expected an object with a type", param=pwhere, code="invalid_type")
             if part["type"] in TEXT_PART_TYPES:
-                _need_str(part.get("text"), f"{pwhere}.text")
                 fields.add(("messages", i, "content", j, "text"), part["text"], role)
             else:
                 unscannable = True
-    elif not (content is None and (role == "tool" or (role == "assistant"))):
-        raise BadRequest(
-            f"{where}.content: expected a string or a list of parts"
-            + (" (null only for an assistant turn with tool_calls)" if content is None else ""),
-            param=f"{where}.content",
-            code="invalid_type",
-        )
     for key in ("name", "tool_call_id"):
         if msg.get(key) is not None:
             _need_str(msg[key], f"{where}.{key}")
@@ -238,12 +218,6 @@ def _message(msg: Any, i: int, fields: _Fields) -> bool:
                 code="invalid_type",
             )
         _function(fc, f"{where}.function_call", ("messages", i, "function_call"), role, fields)
-    if content is None and role == "assistant" and not has_calls:
-        raise BadRequest(
-            f"{where}.content: null only for an assistant turn with tool_calls",
-            param=f"{where}.content",
-            code="invalid_type",
-        )
     return unscannable
 
 
@@ -372,50 +346,19 @@ def _deep_path(text: str) -> str | None:
     return None
 
 
-def _check_optional(body: dict[str, Any]) -> None:
-    checks: tuple[tuple[str, tuple[type, ...], str], ...] = (
-        ("model", (str,), "a string"),
-        ("max_tokens", (int,), f"an integer from 1 to {MAX_TOKENS}"),
-        ("max_completion_tokens", (int,), f"an integer from 1 to {MAX_TOKENS}"),
-        ("temperature", (int, float), "a number between 0 and 2"),
-        ("top_p", (int, float), "a number between 0 and 1"),
-        ("stream", (bool,), "true or false"),
-        ("stop", (str, list), "a string or a list of strings"),
-    )
-    for name, types, allowed in checks:
-        if name not in body or body[name] is None:
-            continue
-        v = body[name]
-        ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
-        if ok and name in ("max_tokens", "max_completion_tokens"):
-            ok = 0 < v <= MAX_TOKENS
-        elif ok and name == "temperature":
-            ok = 0 <= v <= 2
-        elif ok and name == "top_p":
-            ok = 0 <= v <= 1
-        elif ok and name == "stop" and isinstance(v, list):
-            ok = len(v) <= 4 and all(isinstance(s, str) for s in v)
-        if not ok:
-            raise BadRequest(f"{name}: expected {allowed}", param=name, code="invalid_value")
-
-
 def as_sse(completion: dict[str, Any]) -> str:
-    """A finished completion as ``chat.completion.chunk`` server-sent events.
+    """A finished completion as ``chat.completion.chunk`` server-sent events (``wire.build`` / ``wire.sse``).
 
     Lambda behind an HTTP API buffers the whole response, so a client that asked for ``stream`` gets the answer in
-    one content chunk, then the finish chunk and ``[DONE]``: the shape OpenAI clients parse.
+    one content chunk, then the finish chunk (with the usage) and ``[DONE]``: the shape OpenAI clients parse.
     """
-    base = {
-        "id": completion.get("id", ""),
-        "object": "chat.completion.chunk",
-        "created": completion.get("created", 0),
-        "model": completion.get("model", ""),
-    }
+    rid, model, created = completion.get("id", ""), completion.get("model", ""), completion.get("created", 0)
     events = []
     for choice in completion.get("choices", []):
         content = (choice.get("message") or {}).get("content") or ""
         idx = choice.get("index", 0)
-        delta = {"role": "assistant", "content": content}
-        events.append(base | {"choices": [{"index": idx, "delta": delta, "finish_reason": None}]})
-        events.append(base | {"choices": [{"index": idx, "delta": {}, "finish_reason": choice.get("finish_reason")}]})
-    return "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events) + "data: [DONE]\n\n"
+        events.append(build.chunk("chat", rid, model, content, first=True, index=idx, created=created))
+        events.append(build.chunk("chat", rid, model, None, choice.get("finish_reason"), index=idx, created=created))
+    if completion.get("usage"):
+        events.append(build.chunk("chat", rid, model, None, usage_=completion["usage"], created=created))
+    return (b"".join(sse.event(e) for e in events) + sse.DONE).decode()

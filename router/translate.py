@@ -2,20 +2,20 @@
 
 The endpoint (``inference/``) takes an OpenAI chat body with ``messages`` at ``/invocations``, applies the model's
 chat template exactly like the local route, and answers a ``chat.completion``. Nothing is invented here: content,
-``finish_reason`` and usage are passed on as the model server reported them, after checking their shape.
+``finish_reason`` and usage are passed on as the model server reported them, after checking their shape; the body is
+built with ``wire.build`` like every other OpenAI answer in the project.
 """
 
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from typing import Any
 
 from router.errors import TargetUnavailable
+from wire import build
+from wire.errors import parse_error_body
 
-FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
-USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+FINISH_REASONS = build.FINISH_REASONS
 
 
 def from_endpoint(raw: bytes, model: str) -> dict[str, Any]:
@@ -23,13 +23,13 @@ def from_endpoint(raw: bytes, model: str) -> dict[str, Any]:
 
     Args:
         raw: the endpoint's response body.
-        model: the model name to report (the client's ``model``, or the endpoint name).
+        model: the model name to report (the endpoint name; the handler puts back the client's ``model``).
 
     Returns:
         A ``chat.completion`` body with the endpoint's choices (content, finish_reason) and usage.
 
     Raises:
-        TargetUnavailable: the answer is not JSON or not a well-formed ``chat.completion``.
+        TargetUnavailable: the answer is not JSON or not a well-formed ``chat.completion`` with usage.
     """
     try:
         data = json.loads(raw)
@@ -39,14 +39,16 @@ def from_endpoint(raw: bytes, model: str) -> dict[str, Any]:
     if not isinstance(choices, list) or not choices:
         raise TargetUnavailable("SageMaker answer is not a chat.completion (no choices)", code="cloud_bad_answer")
     out_choices = [_choice(c, i) for i, c in enumerate(choices)]
-    return {
-        "id": data["id"] if isinstance(data.get("id"), str) else f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": data["created"] if isinstance(data.get("created"), int) else int(time.time()),
-        "model": model,
-        "choices": out_choices,
-        "usage": _usage(data.get("usage")),
-    }
+    prompt, completion = _usage(data.get("usage"))
+    return build.completion(
+        "chat",
+        model,
+        out_choices,
+        prompt,
+        completion,
+        rid=data["id"] if isinstance(data.get("id"), str) else None,
+        created=data["created"] if isinstance(data.get("created"), int) else None,
+    )
 
 
 def _choice(choice: Any, i: int) -> dict[str, Any]:
@@ -59,27 +61,25 @@ def _choice(choice: Any, i: int) -> dict[str, Any]:
             f"SageMaker answer: choices[{i}].finish_reason {reason!r} is not one of {', '.join(FINISH_REASONS)}",
             code="cloud_bad_answer",
         )
-    message: dict[str, Any] = {"role": "assistant", "content": msg.get("content")}
+    out = build.choice("chat", msg.get("content"), reason, index=choice.get("index", i))  # type: ignore[arg-type]
     if isinstance(msg.get("tool_calls"), list):
-        message["tool_calls"] = msg["tool_calls"]
-    return {"index": choice.get("index", i), "message": message, "finish_reason": reason}
+        out["message"]["tool_calls"] = msg["tool_calls"]
+    return out
 
 
-def _usage(usage: Any) -> dict[str, int] | None:
-    if usage is None:
-        return None
+def _usage(usage: Any) -> tuple[int, int]:
+    """``(prompt_tokens, completion_tokens)`` as the endpoint counted them."""
     if not isinstance(usage, dict) or not all(
-        isinstance(usage.get(k), int) and not isinstance(usage.get(k), bool) and usage[k] >= 0 for k in USAGE_KEYS[:2]
+        isinstance(usage.get(k), int) and not isinstance(usage.get(k), bool) and usage[k] >= 0
+        for k in ("prompt_tokens", "completion_tokens")
     ):
-        raise TargetUnavailable("SageMaker answer: usage is not token counts", code="cloud_bad_answer")
-    prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        raise TargetUnavailable("SageMaker answer: usage is missing or not token counts", code="cloud_bad_answer")
+    return usage["prompt_tokens"], usage["completion_tokens"]
 
 
 def openai_error(raw: bytes, default: str) -> tuple[str, str | None, str | None]:
-    """``(message, param, code)`` of an OpenAI error body, or ``default`` when it is not one."""
-    try:
-        err = json.loads(raw)["error"]
-        return str(err.get("message") or default), err.get("param"), err.get("code")
-    except (ValueError, KeyError, TypeError, AttributeError):
+    """``(message, param, code)`` of an OpenAI error body (``wire.errors``), or ``default`` when it is not one."""
+    err = parse_error_body(raw)
+    if err is None:
         return default, None, None
+    return err["message"] or default, err["param"], err["code"]

@@ -31,9 +31,7 @@ junk = st.recursive(
     ),
     max_leaves=4,
 )
-extra = st.dictionaries(
-    st.sampled_from(["user", "metadata", "tools", "seed", "refusal", "audio", "x_custom"]), junk, max_size=3
-)
+extra = st.dictionaries(st.sampled_from(["metadata", "refusal", "audio", "annotations", "x_custom"]), junk, max_size=3)
 text = st.sampled_from(["hello", "derive the formula", "我想查询", ""])
 
 
@@ -60,7 +58,9 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
 
 bodies = st.builds(
     lambda msgs, ext, stop, mt: (
-        {"messages": msgs, **ext} | ({"stop": stop} if stop is not None else {}) | ({"max_tokens": mt} if mt else {})
+        {"model": "m", "messages": msgs, **ext}
+        | ({"stop": stop} if stop is not None else {})
+        | ({"max_tokens": mt} if mt else {})
     ),
     st.lists(messages(), min_size=1, max_size=3),
     extra,
@@ -140,7 +140,9 @@ def test_card_in_stop_keeps_a_complex_request_local(
 ) -> None:
     """The reported leak: a card number in ``stop`` went to SageMaker with a complex request."""
     router = _router(gateway.url, endpoint, secret_arn)
-    resp = router.handle(_event({"messages": [{"role": "user", "content": COMPLEX}], "stop": ["4111 1111 1111 1111"]}))
+    resp = router.handle(
+        _event({"model": "m", "messages": [{"role": "user", "content": COMPLEX}], "stop": ["4111 1111 1111 1111"]})
+    )
     assert resp["headers"]["x-route-target"] == "local" and resp["headers"]["x-route-reason"] == "sensitive_local_only"
     assert endpoint.bodies == []
 
@@ -149,7 +151,9 @@ def test_stop_is_redacted_under_redact_to_cloud(
     gateway: FakeGateway, endpoint: CapturingEndpoint, secret_arn: str
 ) -> None:
     router = _router(gateway.url, endpoint, secret_arn, ROUTER_POLICY="redact_to_cloud")
-    resp = router.handle(_event({"messages": [{"role": "user", "content": COMPLEX}], "stop": "4111 1111 1111 1111"}))
+    resp = router.handle(
+        _event({"model": "m", "messages": [{"role": "user", "content": COMPLEX}], "stop": "4111 1111 1111 1111"})
+    )
     assert resp["headers"]["x-route-target"] == "cloud", resp["body"]
     sent = json.loads(endpoint.bodies[0])
     assert sent["stop"] == "[CARD_1]" and "4111" not in endpoint.sent_text()

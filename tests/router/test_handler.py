@@ -113,7 +113,17 @@ def test_complex_goes_to_sagemaker(gateway: FakeGateway, secret_arn: str, moto_u
     router, cloud = make_router(gateway.url, secret_arn)
     queue_sagemaker(moto_url, _openai_answer("The payment is P*r/(1-(1+r)^-n).", "length", 20, 50))
     text = "Derive the monthly payment formula for a 30-year mortgage and prove it for r = 0."
-    resp = router.handle(event(chat(text, max_tokens=50, user="u-1", seed=4111111111111111, tools=[{"x": 1}])))
+    resp = router.handle(
+        event(
+            chat(
+                text,
+                max_tokens=50,
+                user="u-1",
+                seed=4111111111111111,
+                tools=[{"type": "function", "function": {"name": "f", "description": "x"}}],
+            )
+        )
+    )
     assert resp["statusCode"] == 200, resp["body"]
     assert resp["headers"]["x-route-target"] == "cloud" and resp["headers"]["x-route-reason"] == "complex"
     body = json.loads(resp["body"])
@@ -140,7 +150,7 @@ def test_sensitive_fails_closed_when_local_down(secret_arn: str) -> None:
     resp = router.handle(event(chat("我的卡号是6222021234567890128，帮我查余额")))
     assert resp["statusCode"] == 503
     err = json.loads(resp["body"])["error"]
-    assert err["code"] == "local_unavailable_sensitive" and err["type"] == "service_unavailable"
+    assert err["code"] == "local_unavailable_sensitive" and err["type"] == "upstream_error"
     assert cloud.sent == []
 
 
@@ -236,7 +246,7 @@ def test_image_parts_stay_local(gateway: FakeGateway, secret_arn: str) -> None:
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
         ],
     }
-    resp = router.handle(event({"messages": [msg, {"role": "user", "content": "derive the totals"}]}))
+    resp = router.handle(event({"model": "m", "messages": [msg, {"role": "user", "content": "derive the totals"}]}))
     assert resp["headers"]["x-route-reason"] == "unscannable_content" and cloud.sent == []
 
 
@@ -330,7 +340,11 @@ def _nested(depth: int) -> str:
             "metadata.a[1]",
             "invalid_value",
         ),
-        ('{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 99999999999}', "max_tokens", "invalid_value"),
+        (
+            '{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 99999999999}',
+            "max_tokens",
+            "invalid_value",
+        ),
     ],
 )
 def test_deep_json_and_huge_integers_are_400_naming_the_field(
@@ -372,7 +386,7 @@ def test_redact_to_cloud_with_null_content_and_tool_calls(gateway: FakeGateway, 
     """Was a 500 (StopIteration) and the tool call was never scanned; now it is scanned and redacted."""
     router, cloud = make_router(gateway.url, secret_arn, ROUTER_POLICY="redact_to_cloud")
     queue_sagemaker(moto_url, _openai_answer("Plan for [CARD_1]: pay monthly."))
-    resp = router.handle(event({"messages": _tool_turns(json.dumps({"card": CARD}))}))
+    resp = router.handle(event({"model": "m", "messages": _tool_turns(json.dumps({"card": CARD}))}))
     assert resp["statusCode"] == 200, resp["body"]
     assert resp["headers"]["x-route-target"] == "cloud" and resp["headers"]["x-route-reason"] == "sensitive_redacted"
     sent = json.dumps(cloud.sent)
@@ -382,7 +396,7 @@ def test_redact_to_cloud_with_null_content_and_tool_calls(gateway: FakeGateway, 
 
 def test_tool_call_arguments_are_scanned_under_local_only(gateway: FakeGateway, secret_arn: str) -> None:
     router, cloud = make_router(gateway.url, secret_arn)
-    resp = router.handle(event({"messages": _tool_turns(json.dumps({"phone": "13812345678"}))}))
+    resp = router.handle(event({"model": "m", "messages": _tool_turns(json.dumps({"phone": "13812345678"}))}))
     assert resp["headers"]["x-route-target"] == "local" and resp["headers"]["x-route-reason"] == "sensitive_local_only"
     assert cloud.sent == []
 
@@ -390,7 +404,6 @@ def test_tool_call_arguments_are_scanned_under_local_only(gateway: FakeGateway, 
 @pytest.mark.parametrize(
     ("msg", "param"),
     [
-        ({"role": "assistant", "content": None}, "messages[0].content"),
         ({"role": "user", "content": None}, "messages[0].content"),
         ({"role": "assistant", "content": None, "tool_calls": "x"}, "messages[0].tool_calls"),
         (
@@ -406,5 +419,5 @@ def test_tool_call_arguments_are_scanned_under_local_only(gateway: FakeGateway, 
 )
 def test_tool_call_shapes_are_validated(gateway: FakeGateway, secret_arn: str, msg: dict[str, Any], param: str) -> None:
     router, _ = make_router(gateway.url, secret_arn)
-    resp = router.handle(event({"messages": [msg]}))
+    resp = router.handle(event({"model": "m", "messages": [msg]}))
     assert resp["statusCode"] == 400 and json.loads(resp["body"])["error"]["param"] == param

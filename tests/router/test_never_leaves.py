@@ -70,7 +70,7 @@ def servers() -> Iterator[dict[str, Any]]:
 
 def _body(value_text: str, field: str) -> dict[str, Any]:
     user: dict[str, Any] = {"role": "user", "content": COMPLEX}
-    body: dict[str, Any] = {"messages": [user]}
+    body: dict[str, Any] = {"model": "bank-bot", "messages": [user]}
     if field == "content":
         user["content"] = f"{COMPLEX} {value_text}"
     elif field == "part":

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROUTER = Path(__file__).parents[2] / "router"
-ALLOWED_THIRD_PARTY = {"boto3", "botocore"}
+ALLOWED_THIRD_PARTY = {"boto3", "botocore", "wire"}  # wire: the project's stdlib OpenAI package, vendored
 
 
 def _imports() -> dict[str, set[str]]:
