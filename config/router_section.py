@@ -52,7 +52,7 @@ def _bounded(name: str, description: str | None = None) -> Any:
     lower = {"gt": b.lo} if b.lo_open else {"ge": b.lo}
     default: float | int = int(b.default) if b.integer else b.default
     hi: float | int = int(b.hi) if b.integer else b.hi
-    lo = {k: int(v) if b.integer else v for k, v in lower.items()}
+    lo: dict[str, Any] = {k: int(v) if b.integer else v for k, v in lower.items()}
     return Field(default=default, le=hi, description=description, **lo)
 
 

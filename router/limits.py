@@ -8,10 +8,11 @@ the same numbers, so the two cannot drift (``tests/router/test_limits.py`` check
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 POLICIES = ("local_only", "redact_to_cloud")
 TARGETS = ("local", "cloud")
-DEFAULT_POLICY = "local_only"
+DEFAULT_POLICY: Literal["local_only", "redact_to_cloud"] = "local_only"
 DEFAULT_ALLOW_ROUTE_HINT = True
 
 

@@ -85,12 +85,12 @@ _NUM_RUN = re.compile(
     rf"(?i)(?<![a-z0-9]){_NUM_TOKEN}(?:(?:[ \t,./\-]{{1,3}}|[ \t]*\r?\n[ \t]*){_NUM_TOKEN}){{3,}}(?![a-z0-9])"
 )
 _NUM_PIECE = re.compile(rf"(?i){_NUM_TOKEN}")
-_NUM_WORD_ANY = re.compile(
-    rb"(?<![a-z0-9])(?:" + b"|".join(w.encode() for w in (*W.NUMBER_WORDS, *W.REPEAT_WORDS)) + rb")(?![a-z0-9])"
-)
+_NUM_WORDS_ASCII = tuple(w.encode() for w in (*W.NUMBER_WORDS, *W.REPEAT_WORDS))
 
 _SPACED = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9@.](?: [A-Za-z0-9@.]){3,}(?![A-Za-z0-9])")
-_SPACED_MARKS = (b"a-a-a-a", b"a-0-0-0", b"a-a-0-0", b"a-.-a-", b"a-.-a")  # marks: letter "a", digit "0", space "-"
+# In the marks (letter "a", digit "0", space "-", other punctuation "."), two single characters between spaces; a
+# pattern that starts with one literal is scanned fast (a search for several needles in the marks is not).
+_SPACED_MARKS = re.compile(rb"-[a0.]-[a0.]-")
 
 _LABEL = r"[a-z0-9_%+\-]{1,64}+"
 _AT = r"(?:[ \t]*+(?:\[at\]|\(at\)|\{at\}|<at>|@|艾特|圈a)[ \t]*+|[ \t]++at[ \t]++)"
@@ -100,10 +100,12 @@ _SPELLED_AT = re.compile(_AT, re.I)
 _SPELLED_LEFT = re.compile(rf"(?i){_LABEL}(?:{_DOT}{_LABEL}){{0,3}}+$")
 _SPELLED_RIGHT = re.compile(rf"(?i)[a-z0-9\-]{{1,63}}(?:{_DOT}[a-z0-9\-]{{1,63}}){{0,3}}?{_DOT}{_TLD}(?![a-z0-9])")
 _DOT_ONLY = re.compile(_DOT, re.I)
+# What must follow an at-spelling for a domain to be possible: a label, then something that can spell a dot.
+_RIGHT_HINT = re.compile(r"(?i)[a-z0-9\-]{1,63}(?:[ \t]*[.。\[(<{]|[ \t]+dot[ \t]|点)")
 _AT_NEEDLES = (b" at ", b"[at]", b"(at)", b"{at}", b"<at>", b" @", b"@ ", b"\tat ", b" at\t")
 _AT_NEEDLES_WIDE = ("艾特", "圈a")
 # Where an at-spelling can start (in the lower-cased text): _SPELLED_AT is tried only there.
-_AT_FINDS = (b" at", b"\tat", b"[at]", b"(at)", b"{at}", b"<at>", b"@", b" @")
+_AT_FINDS = (b" at ", b" at\t", b"\tat", b"[at]", b"(at)", b"{at}", b"<at>", b"@")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +207,7 @@ def canonical(
         t = _one_for_one(t, other_hits)
     low = view.low
     if present is None:
-        numbers = _NUM_WORD_ANY.search(low) is not None
+        numbers = any(_has_word(low, w) for w in _NUM_WORDS_ASCII)
         spelled = b" at " in low or b" dot " in low
     else:
         numbers = any(w in present for w in W.NUMBER_WORDS) or any(w in present for w in W.REPEAT_WORDS)
@@ -213,7 +215,7 @@ def canonical(
     if numbers:
         t = _apply(t, _number_words(t), maps)
     tview = view if t is text else TextView.of(t)
-    if any(m in tview.marks for m in _SPACED_MARKS):
+    if _SPACED_MARKS.search(tview.marks):
         t = _apply(t, _spaced(t), maps)
         tview = TextView.of(t)
     if spelled or any(n in low for n in _AT_NEEDLES) or (not view.ascii and any(n in t for n in _AT_NEEDLES_WIDE)):
@@ -235,6 +237,17 @@ def _escapes(t: str) -> list[tuple[int, int, str]]:
             char = _SIMPLE_ESCAPES[m.group(3)]
         edits.append((m.start(), m.end(), char))
     return edits
+
+
+def _has_word(low: bytes, word: bytes) -> bool:
+    """True when ``word`` occurs in ``low`` as a whole word (a search per occurrence: "one" is in "phone")."""
+    i = low.find(word)
+    while i >= 0:
+        j = i + len(word)
+        if (i == 0 or not low[i - 1 : i].isalnum()) and (j == len(low) or not low[j : j + 1].isalnum()):
+            return True
+        i = low.find(word, j)
+    return False
 
 
 def _apply(t: str, edits: list[tuple[int, int, str]], maps: list[_Map]) -> str:
@@ -333,8 +346,8 @@ def _spelled_emails(t: str, low: bytes) -> list[tuple[int, int, str]]:
     edits = []
     for i in sorted(starts):
         at = _SPELLED_AT.match(t, i)
-        if not at:
-            continue
+        if not at or not _RIGHT_HINT.match(t, at.end()):
+            continue  # " at the branch": no domain-like word follows
         right = _SPELLED_RIGHT.match(t, at.end())
         if not right:
             continue

@@ -342,12 +342,12 @@ def _emails(rng: random.Random, half: int, split: str, per_type: int) -> Iterato
 
 def _words_types(rng: random.Random, half: int, split: str) -> Iterator[Case]:
     for template in NAME_TEMPLATES[half]:
-        pool = NAMES_ZH[half] if not template.isascii() else NAMES_EN[half]
-        for name in pool:
+        names: tuple[str, ...] = NAMES_ZH[half] if not template.isascii() else NAMES_EN[half]
+        for name in names:
             yield Case(template.format(v=name), (W.NAME,), "context", split, name)
     for template in ADDRESS_TEMPLATES[half]:
-        pool = STREETS_ZH[half] if not template.isascii() else STREETS_EN[half]
-        for street in pool:
+        streets: tuple[str, ...] = STREETS_ZH[half] if not template.isascii() else STREETS_EN[half]
+        for street in streets:
             yield Case(template.format(v=street), (W.ADDRESS,), "context", split, street)
     for street in STREETS_EN[half]:
         name = rng.choice(NAMES_EN[half])
