@@ -105,7 +105,7 @@ _RIGHT_HINT = re.compile(r"(?i)[a-z0-9\-]{1,63}(?:[ \t]*[.。\[(<{]|[ \t]+dot[ \
 _AT_NEEDLES = (b" at ", b"[at]", b"(at)", b"{at}", b"<at>", b" @", b"@ ", b"\tat ", b" at\t")
 _AT_NEEDLES_WIDE = ("艾特", "圈a")
 # Where an at-spelling can start (in the lower-cased text): _SPELLED_AT is tried only there.
-_AT_FINDS = (b" at ", b" at\t", b"\tat", b"[at]", b"(at)", b"{at}", b"<at>", b"@")
+_AT_FINDS = (b" at ", b" at\t", b"\tat", b"[at]", b"(at)", b"{at}", b"<at>", b"@", b" @")
 
 
 @dataclass(frozen=True, slots=True)
