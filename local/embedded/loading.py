@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from local.embedded.attention import use_slot_attention
+from local.embedded.cpu import onednn_supports, pack_linears
 from local.embedded.errors import EngineSetupError
 from local.embedded.settings import EmbeddedSettings
 
@@ -25,6 +26,14 @@ class Placement:
     dtype: torch.dtype
     compile: bool
     load_in_4bit: bool
+
+
+def auto_dtype(device: torch.device) -> torch.dtype:
+    """The dtype ``auto`` means: bfloat16 on a GPU (float16 when it has no bfloat16); on a CPU, bfloat16 where oneDNN
+    runs it natively (AVX-512 BF16 or AMX: half the weight bytes per token, see local.embedded.cpu), else float32."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if onednn_supports(torch.bfloat16) else torch.float32
 
 
 def resolve_placement(settings: EmbeddedSettings) -> Placement:
@@ -54,10 +63,8 @@ def resolve_placement(settings: EmbeddedSettings) -> Placement:
             raise EngineSetupError("load_in_4bit: needs the bitsandbytes package (pip install bitsandbytes)")
     if settings.dtype != "auto":
         dtype = _DTYPES[settings.dtype]
-    elif device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     else:
-        dtype = torch.float32
+        dtype = auto_dtype(device)
     if settings.load_in_4bit:
         dtype = torch.bfloat16
     if device.type == "cpu" and dtype == torch.float16:
@@ -96,6 +103,8 @@ def load_model_and_tokenizer(settings: EmbeddedSettings, placement: Placement) -
     if not placement.load_in_4bit:
         model = model.to(placement.device)  # type: ignore[arg-type]  # transformers' stub types .to() narrowly
     model.eval()
+    if placement.device.type == "cpu" and settings.cpu_onednn:
+        pack_linears(model, placement.dtype)
     if settings.attn_implementation == "slot" or (
         settings.attn_implementation == "auto" and placement.device.type == "cuda"
     ):

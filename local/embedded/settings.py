@@ -25,7 +25,18 @@ class EmbeddedSettings(BaseModel):
     model_name: str | None = Field(default=None, description="name served to clients; default: the directory name")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto picks cuda when available")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="auto: bfloat16 on cuda (float16 if unsupported), float32 on cpu"
+        default="auto",
+        description="auto: bfloat16 on cuda (float16 if unsupported); on cpu bfloat16 where oneDNN runs it natively "
+        "(AVX-512 BF16 / AMX), else float32",
+    )
+    cpu_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="torch threads on cpu; default: half the CPUs this process may use (one on a 2-core box)",
+    )
+    cpu_onednn: bool = Field(
+        default=True, description="cpu: run linear layers through oneDNN with weights packed once at load"
     )
     max_batch_size: int = Field(default=8, ge=1, le=MAX_BATCH_SIZE_CEILING, description="concurrent sequences")
     max_new_tokens_limit: int = Field(default=512, ge=1, le=MAX_CONTEXT_CEILING, description="cap on max_tokens")
