@@ -114,6 +114,15 @@ class EmbeddedEngine:
         """Why compiling failed, when it did."""
         return None if self._scheduler is None else self._scheduler.compile_error
 
+    def decode_batch_sizes(self, clear: bool = False) -> list[int]:
+        """Sequences in each recent decode step (up to the last 4096 steps); ``clear`` starts a new record."""
+        if self._scheduler is None:
+            return []
+        sizes = list(self._scheduler.decode_sizes)
+        if clear:
+            self._scheduler.decode_sizes.clear()
+        return sizes
+
     def slots_in_use(self) -> int:
         """Batch slots held by requests right now (for metrics and tests)."""
         return 0 if self._scheduler is None else self._scheduler.slots_in_use()

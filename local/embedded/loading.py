@@ -118,12 +118,28 @@ def check_context_fits(settings: EmbeddedSettings, config: Any) -> None:
     Raises:
         EngineSetupError: naming the two settings and the model's limit.
     """
-    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    if isinstance(positions, int) and settings.context_len > positions:
+    positions = model_positions(config)
+    if positions is not None and settings.context_len > positions:
         raise EngineSetupError(
             f"max_input_tokens + max_new_tokens_limit: {settings.max_input_tokens} + {settings.max_new_tokens_limit} "
             f"= {settings.context_len} exceeds the model's {positions} positions; lower them so the sum is <= {positions}"
         )
+
+
+def model_positions(config: Any) -> int | None:
+    """The model's position-table size (its longest context), from a config object or a ``config.json`` dict."""
+    get = config.get if isinstance(config, dict) else lambda k: getattr(config, k, None)
+    positions = get("max_position_embeddings") or get("n_positions")
+    return positions if isinstance(positions, int) and positions > 0 else None
+
+
+def model_positions_in(model_dir: Path) -> int | None:
+    """:func:`model_positions` of a model directory's ``config.json`` (None when absent or unreadable)."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return model_positions(config) if isinstance(config, dict) else None
 
 
 def served_model_name(settings: EmbeddedSettings) -> str:

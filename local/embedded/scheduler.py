@@ -118,6 +118,7 @@ class BatchScheduler:
         self._buckets = kv_buckets(settings)
         # out_features: an nn.Linear head and a oneDNN-packed one (local.embedded.cpu) both have it.
         self._vocab = int(model.get_output_embeddings().out_features)
+        self._keep_last = False
         self._eos_index = torch.tensor(sorted(eos_ids), dtype=torch.long, device=placement.device)
         self._cond = threading.Condition()
         self._waiting: deque[Sequence] = deque()
@@ -133,6 +134,8 @@ class BatchScheduler:
         self._noise_fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] = gumbel_noise
         self.compile_error: str | None = None
         self._pending: deque[_Launch] = deque()
+        # Sequences in each recent decode step (for tests and benchmarks: did requests share a batch?).
+        self.decode_sizes: deque[int] = deque(maxlen=4096)
         # Chunks of one processing pass, handed to each caller's event loop in one call (not one wake-up per token).
         self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[Any], Any]]] = {}
 
@@ -205,8 +208,16 @@ class BatchScheduler:
     def _setup(self) -> None:
         probe = ProbeCache()
         ids = torch.zeros((1, 2), dtype=torch.long, device=self._device)
-        self._forward(ids, torch.arange(2, device=self._device)[None], self._causal_mask(2, 1), probe)
+        positions = torch.arange(2, device=self._device)[None]
+        self._forward(ids, positions, self._causal_mask(2, 1), probe)
         assert probe.dtype is not None
+        # Per-row logits_to_keep ([rows, 1] positions) exists in recent transformers; older ones slice differently.
+        keep = torch.ones((1, 1), dtype=torch.long, device=self._device)
+        try:
+            shape = tuple(self._forward(ids, positions, self._causal_mask(2, 1), ProbeCache(), keep=keep).shape)
+            self._keep_last = shape == (1, 1, self._vocab)
+        except (TypeError, ValueError, RuntimeError, IndexError):
+            self._keep_last = False
         # One extra cache row is scratch: a prefill batch of one prompt gets a dummy second row written there, so
         # the dynamic-shape prefill graph never meets the size-1 special case (one graph instead of several).
         rows = self._slots_n + 1
@@ -388,9 +399,9 @@ class BatchScheduler:
         positions = torch.arange(width, device=ids.device)[None].expand(n, -1)
         # Only each prompt's last position goes through the LM head (a [rows, 1, vocab] product, not [rows, width,
         # vocab]); a model that ignores logits_to_keep returns every position and is indexed here instead.
-        logits = self._forward(ids, positions, self._causal_mask(width, n), self._cache, keep=last[:, None])
-        if logits.shape[1] == 1:
-            return logits[:, 0]
+        if self._keep_last:
+            return self._forward(ids, positions, self._causal_mask(width, n), self._cache, keep=last[:, None])[:, 0]
+        logits = self._forward(ids, positions, self._causal_mask(width, n), self._cache)
         return logits[torch.arange(n, device=ids.device), last]
 
     # ---- decode ------------------------------------------------------------------------------------------------
@@ -402,6 +413,7 @@ class BatchScheduler:
         for seq in active:
             by_row[seq.slot] = seq
         out, raw = self._run_decode(kv_len, self._sampling_mode(active), rows, by_row)
+        self.decode_sizes.append(len(active))
         for seq in active:
             seq.next_pos += 1
         self._pending.append(self._to_host(out, [(s.slot, s) for s in active], self._logprobs(raw, out, by_row)))
