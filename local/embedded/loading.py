@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from local.embedded.cpu import onednn_supports, pack_linears
 from local.embedded.errors import EngineSetupError
 from local.embedded.settings import EmbeddedSettings
 
+logger = logging.getLogger(__name__)
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -72,6 +74,12 @@ def resolve_placement(settings: EmbeddedSettings) -> Placement:
     compile_step = settings.compile == "on" or (
         settings.compile == "auto" and device.type == "cuda" and not settings.load_in_4bit
     )
+    if settings.load_in_4bit and settings.compile == "auto":
+        logger.info(
+            "load_in_4bit: decode runs eager (no torch.compile / CUDA graphs): bitsandbytes' 4-bit matmul dequantises "
+            "through its own kernels, which this engine has not verified under CUDA-graph capture; set compile: on "
+            "to try (a failed compile falls back to eager and says why)"
+        )
     return Placement(device=device, dtype=dtype, compile=compile_step, load_in_4bit=settings.load_in_4bit)
 
 

@@ -46,7 +46,8 @@ class EmbeddedSettings(BaseModel):
     )
     load_in_4bit: bool = Field(default=False, description="bitsandbytes NF4 weights with bfloat16 compute (cuda only)")
     compile: Literal["auto", "on", "off"] = Field(
-        default="auto", description="torch.compile the decode step (CUDA graphs); auto: on for cuda unless 4-bit"
+        default="auto", description="torch.compile the decode step (CUDA graphs); auto: on for cuda unless 4-bit (on with 4-bit is "
+        "tried, and a failed compile falls back to eager with the reason logged)"
     )
     kv_buckets: tuple[int, ...] | None = Field(
         default=None,
@@ -68,8 +69,6 @@ class EmbeddedSettings(BaseModel):
     def _consistent(self) -> EmbeddedSettings:
         if self.load_in_4bit and self.device == "cpu":
             raise ValueError("load_in_4bit: bitsandbytes 4-bit needs device cuda (or auto on a GPU host), not cpu")
-        if self.load_in_4bit and self.compile == "on":
-            raise ValueError("compile: 'on' is not supported with load_in_4bit; use 'auto' or 'off'")
         if self.load_in_4bit and self.dtype not in ("auto", "bfloat16"):
             raise ValueError("dtype: with load_in_4bit the compute dtype is bfloat16; use 'auto' or 'bfloat16'")
         return self
