@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     ours = ContainerApp(model_dir, serial=False)
     handler = ours.model
     core = handler.engine.engine  # the EmbeddedEngine behind the toolkit functions
-    loaded = core._model  # noqa: SLF001 - the benchmark reads the loaded model's size
+    loaded = core._model
     weight_bytes = sum(p.numel() * p.element_size() for p in loaded.parameters())
     params_count = sum(p.numel() for p in loaded.parameters())
     serial = None if args.skip_ours_serial else ContainerApp(model_dir, serial=True, module=ours.module, model=handler)

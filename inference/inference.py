@@ -135,7 +135,7 @@ def _typed(raw: dict[str, Any], name: str, kinds: tuple[type, ...], what: str) -
     value = raw.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
         raise RequestError(f"parameters.{name}", f"expected {what}, got {type(value).__name__}")
     return value
 
@@ -154,7 +154,9 @@ def parse_parameters(raw: Any) -> GuideParams:
     unknown = sorted(set(raw) - set(GUIDE_PARAMETERS))
     if unknown:
         raise RequestError(
-            f"parameters.{unknown[0]}", f"unknown parameter; allowed: {', '.join(GUIDE_PARAMETERS)}", code="unknown_parameter"
+            f"parameters.{unknown[0]}",
+            f"unknown parameter; allowed: {', '.join(GUIDE_PARAMETERS)}",
+            code="unknown_parameter",
         )
     max_new = _typed(raw, "max_new_tokens", (int,), "an integer")
     min_new = _typed(raw, "min_new_tokens", (int,), "an integer") or 0
@@ -223,7 +225,9 @@ def parse_request(payload: Any) -> InferenceRequest:
             raise RequestError("messages", "send messages (chat) or prompt (completions), not both")
         if payload.get("stream"):
             raise RequestError(
-                "stream", "not supported by invoke_endpoint; send stream: false (or leave it out)", code="unsupported_parameter"
+                "stream",
+                "not supported by invoke_endpoint; send stream: false (or leave it out)",
+                code="unsupported_parameter",
             )
         n = payload.get("n")
         if n is not None and n != 1:
@@ -406,7 +410,9 @@ def engine_settings(model_dir: str, limits: RuntimeLimits, device: str) -> Embed
     positions = model_positions_in(model_dir)
     if positions is not None and max_input + limits.max_new_tokens > positions:
         if limits.max_new_tokens >= positions:
-            raise ValueError(f"MAX_NEW_TOKENS: {limits.max_new_tokens} leaves no room in the model's {positions} positions")
+            raise ValueError(
+                f"MAX_NEW_TOKENS: {limits.max_new_tokens} leaves no room in the model's {positions} positions"
+            )
         max_input = positions - limits.max_new_tokens
         LOG.info("MAX_INPUT_TOKENS lowered to %d: the model has %d positions", max_input, positions)
     return EmbeddedSettings(

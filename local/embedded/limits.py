@@ -39,9 +39,7 @@ RUNTIME_ENV: tuple[EnvVar, ...] = (
     EnvVar("MAX_INPUT_TOKENS", "int", 1024, "longest prompt in tokens", 1, MAX_CONTEXT_CEILING),
     EnvVar("MAX_NEW_TOKENS", "int", 512, "cap on generated tokens per request", 1, 32_768),
     EnvVar("DEFAULT_MAX_NEW_TOKENS", "int", 128, "generated tokens when a request names none", 1, 32_768),
-    EnvVar(
-        "MAX_BATCH_SIZE", "int", 32, "sequences generated together; also the most inputs per request", 1, 1024
-    ),
+    EnvVar("MAX_BATCH_SIZE", "int", 32, "sequences generated together; also the most inputs per request", 1, 1024),
     EnvVar("TRUNCATE_INPUT", "bool", True, "keep the end of an over-long prompt instead of answering 413"),
     EnvVar("DTYPE", "choice", "auto", "weights/compute dtype; auto: bfloat16 on GPUs with it", choices=DTYPES),
     EnvVar("COMPILE", "choice", "auto", "torch.compile + CUDA graphs for decode", choices=("auto", "on", "off")),

@@ -63,10 +63,7 @@ def resolve_placement(settings: EmbeddedSettings) -> Placement:
             raise EngineSetupError("load_in_4bit: bitsandbytes 4-bit needs a CUDA GPU; none is visible")
         if importlib.util.find_spec("bitsandbytes") is None:
             raise EngineSetupError("load_in_4bit: needs the bitsandbytes package (pip install bitsandbytes)")
-    if settings.dtype != "auto":
-        dtype = _DTYPES[settings.dtype]
-    else:
-        dtype = auto_dtype(device)
+    dtype = _DTYPES[settings.dtype] if settings.dtype != "auto" else auto_dtype(device)
     if settings.load_in_4bit:
         dtype = torch.bfloat16
     if device.type == "cpu" and dtype == torch.float16:

@@ -53,7 +53,7 @@ def check_supported(body: Mapping[str, Any]) -> None:
     """
     for name, neutral in _NEUTRAL.items():
         value = body.get(name)
-        if not any(value == n and type(value) is type(n) or (value is None and n is None) for n in neutral):
+        if not any(value == n and type(value) is type(n) for n in neutral):
             raise UnsupportedFieldError(name, f"is not supported by the embedded engine (got {value!r}); remove it")
     messages = body.get("messages")
     if isinstance(messages, list):
@@ -192,9 +192,7 @@ def logprobs_json(kind: Kind, entries: Sequence[TokenLogprob], text_offset: int 
                     "token": e.token,
                     "logprob": e.logprob,
                     "bytes": list(e.token.encode("utf-8")),
-                    "top_logprobs": [
-                        {"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))} for t, lp in e.top
-                    ],
+                    "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))} for t, lp in e.top],
                 }
                 for e in entries
             ]

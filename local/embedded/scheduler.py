@@ -560,7 +560,8 @@ class BatchScheduler:
         k = seq.logprobs or 0
         text = seq.detokenizer.token_text
         top = tuple(
-            (text(int(i)), float(v)) for i, v in zip(top_ids[row, :k].tolist(), top_values[row, :k].tolist(), strict=True)
+            (text(int(i)), float(v))
+            for i, v in zip(top_ids[row, :k].tolist(), top_values[row, :k].tolist(), strict=True)
         )
         return TokenLogprob(token=text(token), logprob=float(chosen[row]), top=top)
 

@@ -46,8 +46,9 @@ class EmbeddedSettings(BaseModel):
     )
     load_in_4bit: bool = Field(default=False, description="bitsandbytes NF4 weights with bfloat16 compute (cuda only)")
     compile: Literal["auto", "on", "off"] = Field(
-        default="auto", description="torch.compile the decode step (CUDA graphs); auto: on for cuda unless 4-bit (on with 4-bit is "
-        "tried, and a failed compile falls back to eager with the reason logged)"
+        default="auto",
+        description="torch.compile the decode step (CUDA graphs); auto: on for cuda unless 4-bit (on with 4-bit is "
+        "tried, and a failed compile falls back to eager with the reason logged)",
     )
     kv_buckets: tuple[int, ...] | None = Field(
         default=None,

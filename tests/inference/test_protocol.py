@@ -46,9 +46,12 @@ def test_temperature_alone_means_sampling() -> None:
     greedy = input_fn(_json({"inputs": "x", "parameters": {"temperature": 0}}), "application/json")
     assert greedy.params.temperature == 0.0
     # do_sample false wins over a temperature: greedy
-    assert input_fn(
-        _json({"inputs": "x", "parameters": {"temperature": 0.9, "do_sample": False}}), "application/json"
-    ).params.temperature == 0.0
+    assert (
+        input_fn(
+            _json({"inputs": "x", "parameters": {"temperature": 0.9, "do_sample": False}}), "application/json"
+        ).params.temperature
+        == 0.0
+    )
 
 
 def test_openai_bodies_are_recognised() -> None:
@@ -116,7 +119,13 @@ BAD = [
         "parameters.do_sample",
         "true or false",
     ),
-    (_json({"inputs": "x", "parameters": {"stop": 3}}), "application/json", 400, "parameters.stop", "list of non-empty strings"),
+    (
+        _json({"inputs": "x", "parameters": {"stop": 3}}),
+        "application/json",
+        400,
+        "parameters.stop",
+        "list of non-empty strings",
+    ),
     (_json({"inputs": "x", "parameters": {"stop": [""]}}), "application/json", 400, "parameters.stop", "non-empty"),
     # The core does not honour top_k / repetition_penalty: refused, not ignored.
     (_json({"inputs": "x", "parameters": {"top_k": 40}}), "application/json", 400, "parameters.top_k", "unknown"),

@@ -47,7 +47,9 @@ def test_list_is_batched_and_answered_as_a_list_of_objects(served: str) -> None:
     body = r.json()
     # The Hugging Face containers' shape: one object per input, in order.
     assert isinstance(body, list) and len(body) == 3
-    assert [set(item) for item in body] == [{"generated_text", "prompt_tokens", "completion_tokens", "finish_reason"}] * 3
+    assert [set(item) for item in body] == [
+        {"generated_text", "prompt_tokens", "completion_tokens", "finish_reason"}
+    ] * 3
     assert [item["completion_tokens"] for item in body] == [4, 4, 4]
     assert body[1]["prompt_tokens"] > body[0]["prompt_tokens"]
     # Batched with others, each prompt's continuation equals what it gets alone (greedy).
@@ -108,7 +110,12 @@ def test_concurrent_requests_are_all_answered_correctly(served: str) -> None:
         ({"inputs": "x", "parameters": {"beam_width": 2}}, "application/json", 400, "parameters.beam_width"),
         ({"prompt": "x", "max_tokens": 33}, "application/json", 400, "max_tokens"),  # over MAX_NEW_TOKENS=32
         ({"prompt": "x", "echo": True}, "application/json", 400, "echo"),
-        ({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}, "application/json", 400, "tools"),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]},
+            "application/json",
+            400,
+            "tools",
+        ),
         (
             {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]},
             "application/json",
