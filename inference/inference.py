@@ -1,8 +1,9 @@
 """SageMaker inference handler: a thin toolkit adapter (``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn``)
 over the generation core (``local/embedded``: continuous batching, chat templates, streaming stop strings).
 
-The package build copies this file to ``code/inference.py`` and the core to ``code/local/embedded/`` in
-``model.tar.gz``; the container puts ``code/`` on ``sys.path``, so the same imports work there and in this repo.
+The package build copies this file to ``code/inference.py``, the core to ``code/local/embedded/`` and the OpenAI wire
+module (request rules, response builders, error body) to ``code/wire/`` in ``model.tar.gz``; the container puts
+``code/`` on ``sys.path``, so the same imports work there and in this repo.
 
 Bodies accepted at ``/invocations`` (JSON):
 - OpenAI chat (``{"messages": [...], ...}``) -> a ``chat.completion``; OpenAI completions (``{"prompt": ...}``) ->
@@ -33,9 +34,15 @@ from local.embedded.openai import Kind, generation_request, logprobs_json
 from local.embedded.settings import EmbeddedSettings
 from local.embedded.shared import SharedEngine, open_shared
 from local.embedded.sync import Generation, SyncEngine
+from wire import build as wire_build
+from wire import validate as wire_validate
+from wire.errors import WireError, error_body, error_type
 
 LOG = logging.getLogger("llm_deploy.inference")
 JSON_TYPE = "application/json"
+SERVED_MODEL_PLACEHOLDER = "served-model"
+# wire's rules with this endpoint's shape: one choice; max_tokens is checked against MAX_NEW_TOKENS by the core.
+OPENAI_LIMITS = wire_validate.Limits(max_n=1)
 GUIDE_PARAMETERS = (
     "max_new_tokens",
     "min_new_tokens",
@@ -72,7 +79,8 @@ _PHRASES = {
 
 
 class RequestError(_ToolkitError):
-    """An error answered with ``status_code`` and the OpenAI body ``{"error": {"message","type","param","code"}}``."""
+    """An error answered with ``status_code`` and the OpenAI body ``{"error": {"message","type","param","code"}}``
+    (built by :mod:`wire.errors`); the message starts with the field (``param``) when there is one."""
 
     def __init__(
         self,
@@ -80,11 +88,11 @@ class RequestError(_ToolkitError):
         detail: str,
         status_code: int = 400,
         code: str = "invalid_value",
-        type_: str = "invalid_request_error",
+        type_: str | None = None,
     ) -> None:
         self.param = param
-        self.detail = f"{param}: {detail}" if param else detail
-        body = json.dumps({"error": {"message": self.detail, "type": type_, "param": param, "code": code}})
+        self.detail = f"{param}: {detail}" if param and not detail.startswith(f"{param}:") else detail
+        body = error_body(self.detail, type_ or error_type(status_code), param, code).decode()
         phrase = _PHRASES.get(status_code, "Client Error")
         super().__init__(status_code, body, phrase)
         # The toolkit reads these three attributes; set them even when the base class is the local fallback.
@@ -92,6 +100,11 @@ class RequestError(_ToolkitError):
 
     def __str__(self) -> str:
         return self.detail
+
+    @classmethod
+    def from_wire(cls, err: WireError) -> RequestError:
+        """The toolkit error for a :mod:`wire` validation error."""
+        return cls(err.param, err.message, err.status, err.code or "invalid_value", err.type)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -223,16 +236,23 @@ def parse_request(payload: Any) -> InferenceRequest:
     if "messages" in payload or "prompt" in payload:
         if "messages" in payload and "prompt" in payload:
             raise RequestError("messages", "send messages (chat) or prompt (completions), not both")
+        kind: Kind = "chat" if "messages" in payload else "completion"
+        # The project's one set of OpenAI rules (wire.validate); "model" is optional here: one model per endpoint.
+        checked = {"model": SERVED_MODEL_PLACEHOLDER, **payload}
+        try:
+            if kind == "chat":
+                wire_validate.chat_request(checked, OPENAI_LIMITS)
+            else:
+                wire_validate.completion_request(checked, OPENAI_LIMITS)
+        except WireError as err:
+            raise RequestError.from_wire(err) from None
         if payload.get("stream"):
             raise RequestError(
                 "stream",
                 "not supported by invoke_endpoint; send stream: false (or leave it out)",
                 code="unsupported_parameter",
             )
-        n = payload.get("n")
-        if n is not None and n != 1:
-            raise RequestError("n", f"{n!r}: this endpoint returns one choice; send n: 1", code="unsupported_parameter")
-        return InferenceRequest("chat" if "messages" in payload else "completion", body=payload)
+        return InferenceRequest(kind, body=payload)
     raise RequestError(
         "inputs",
         "required: inputs (a prompt or a list of prompts), or an OpenAI body with messages or prompt",
@@ -329,7 +349,7 @@ class Handler:
             return self._predict_inputs(req)
         kind: Kind = req.kind
         body = req.body
-        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or self.limits.default_max_new_tokens
+        max_tokens = wire_validate.token_limit(body, self.limits.default_max_new_tokens)
         try:
             request = generation_request(body, kind, max_tokens, truncate=self.limits.truncate_input)
         except UnsupportedFieldError as err:
@@ -483,25 +503,7 @@ def output_fn(prediction: dict[str, Any], accept: str | None) -> tuple[str, str]
 
 
 def openai_body(prediction: dict[str, Any]) -> dict[str, Any]:
-    """The ``chat.completion`` / ``text_completion`` body of a prediction."""
-    import time
-    import uuid
-
+    """The ``chat.completion`` / ``text_completion`` body of a prediction (built by :mod:`wire.build`)."""
     kind, result = prediction["kind"], prediction["result"]
-    if kind == "chat":
-        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": result.text}}
-    else:
-        choice = {"index": 0, "text": result.text}
-    choice.update(finish_reason=result.finish_reason, logprobs=prediction["logprobs"])
-    return {
-        "id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}",
-        "object": "chat.completion" if kind == "chat" else "text_completion",
-        "created": int(time.time()),
-        "model": prediction["model"],
-        "choices": [choice],
-        "usage": {
-            "prompt_tokens": result.prompt_tokens,
-            "completion_tokens": result.completion_tokens,
-            "total_tokens": result.prompt_tokens + result.completion_tokens,
-        },
-    }
+    choice = wire_build.choice(kind, result.text, result.finish_reason, logprobs=prediction["logprobs"])
+    return wire_build.completion(kind, prediction["model"], [choice], result.prompt_tokens, result.completion_tokens)

@@ -3,8 +3,8 @@
     python -m model_packages.package MODEL --name NAME [--out-dir model_packages/dist]
 
 Layout: the model files at the root of the archive, ``code/inference.py`` and ``code/requirements.txt`` beside them
-(what the PyTorch inference container expects), and the generation core the handler runs on vendored as
-``code/local/embedded/`` (byte-identical copies of this repo's files; see :func:`vendored_files`). Rebuilding the same inputs gives a byte-identical tarball: members
+(what the PyTorch inference container expects), and the generation core and the OpenAI wire module the handler runs
+on vendored as ``code/local/embedded/`` and ``code/wire/`` (byte-identical copies; see :func:`vendored_files`). Rebuilding the same inputs gives a byte-identical tarball: members
 sorted, mtime 0, owner root:root, modes 0644/0755, gzip header without name or timestamp. Files are streamed (never
 read whole into memory), hashed while they are written, and both outputs are replaced atomically.
 ``MODEL=tiny`` builds the offline smoke-test model first.
@@ -34,8 +34,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HANDLER = REPO_ROOT / "inference" / "inference.py"
 HANDLER_REQUIREMENTS = REPO_ROOT / "inference" / "requirements.txt"
 # Packages of this repo the handler imports, vendored under code/ (the container puts code/ on sys.path): the
-# generation core. Each package's parent __init__.py files come along so the import paths match the repo's.
-VENDORED_PACKAGES = ("local/embedded",)
+# generation core and the OpenAI wire module. Each package's parent __init__.py files come along so the import paths match the repo's.
+VENDORED_PACKAGES = ("local/embedded", "wire")
 DIST_DIR = REPO_ROOT / "model_packages" / "dist"
 CONTAINER_WHEELS_DIR = "/opt/ml/model/code/wheels"  # where SageMaker unpacks code/ (pip resolves paths from its cwd)
 CACHE_DIR = REPO_ROOT / "model_packages" / ".cache"

@@ -2,8 +2,9 @@
 
 The gateway's adapter (``local/engines/embedded.py``) and the SageMaker handler (``inference/inference.py``) both
 call :func:`generation_request`, so what the engine honours, what it refuses (a 400 naming the field rather than a
-silent 200) and how logprobs are shaped is decided once, here. Types and ranges of the common sampling fields are
-checked by the engine itself (``EmbeddedEngine.stream``); this module checks the fields only the engine reads.
+silent 200) and how logprobs are shaped is decided once, here. Callers check bodies against OpenAI's rules first
+(:mod:`wire.validate`, or the gateway's request models); ranges are the engine's (``EmbeddedEngine.stream``). Only
+the fields no OpenAI rule covers (vLLM's ``min_tokens`` / ``ignore_eos``) get their type checked here.
 """
 
 from __future__ import annotations
@@ -137,23 +138,13 @@ def generation_request(
     """
     check_supported(body)
     stop = body.get("stop")
-    stops = [] if stop is None else [stop] if isinstance(stop, str) else stop
-    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-        raise InvalidRequestError("stop", "expected a string or a list of strings")
-    temperature = body.get("temperature")
-    top_p = body.get("top_p")
-    for name, value in (("temperature", temperature), ("top_p", top_p)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise InvalidRequestError(name, f"expected a number, got {type(value).__name__}")
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise InvalidRequestError("seed", f"expected an integer, got {type(seed).__name__}")
+    temperature, top_p = body.get("temperature"), body.get("top_p")
     common: dict[str, Any] = {
         "max_tokens": max_tokens,
         "temperature": 1.0 if temperature is None else float(temperature),
         "top_p": 1.0 if top_p is None else float(top_p),
-        "stop": list(stops),
-        "seed": seed,
+        "stop": [] if stop is None else [stop] if isinstance(stop, str) else list(stop),
+        "seed": body.get("seed"),
         "min_tokens": _int(body, "min_tokens", 0),
         "ignore_eos": _bool(body, "ignore_eos"),
         "logprobs": _logprobs(body, kind),

@@ -70,7 +70,11 @@ BAD = [
     (_json({"parameters": {}}), "application/json", 400, "inputs", "required"),
     (_json({"messages": [], "prompt": "x"}), "application/json", 400, "messages", "not both"),
     (_json({"prompt": "x", "stream": True}), "application/json", 400, "stream", "not supported"),
-    (_json({"prompt": "x", "n": 2}), "application/json", 400, "n", "one choice"),
+    (_json({"prompt": "x", "n": 2}), "application/json", 400, "n", "from 1 to 1"),
+    # wire's OpenAI rules: strict types, named fields
+    (_json({"prompt": "x", "temperature": "hot"}), "application/json", 400, "temperature", "a number"),
+    (_json({"messages": [{"role": "robot", "content": "x"}]}), "application/json", 400, "messages[0].role", "one of"),
+    (_json({"prompt": "x", "logprobs": 9}), "application/json", 400, "logprobs", "from 0 to 5"),
     (_json({"inputs": "x", "extra": 1}), "application/json", 400, "extra", "unknown field"),
     (_json({"inputs": []}), "application/json", 400, "inputs", "empty list"),
     (_json({"inputs": ""}), "application/json", 400, "inputs", "non-empty"),

@@ -34,20 +34,22 @@ def test_layout_weights_at_root_and_handler_under_code(dist_dir: Path) -> None:
     assert all(i.mtime == 0 and i.uid == 0 and i.gid == 0 for i in infos.values())
 
 
-def test_the_generation_core_is_vendored_identical_to_the_source(dist_dir: Path) -> None:
-    """code/local/embedded/ in the tarball is byte for byte this repo's local/embedded/ (every module, nothing else)."""
-    source = {p.name: p.read_bytes() for p in (pkg.REPO_ROOT / "local" / "embedded").glob("*.py")}
-    assert {"engine.py", "scheduler.py", "limits.py", "openai.py", "sync.py"} <= set(source)
+def test_the_generation_core_and_wire_are_vendored_identical_to_the_source(dist_dir: Path) -> None:
+    """code/local/embedded/ and code/wire/ in the tarball are byte for byte this repo's (every module, nothing else)."""
+    expected = {}
+    for package in ("local/embedded", "wire"):
+        for path in (pkg.REPO_ROOT / package).glob("*.py"):
+            expected[f"code/{package}/{path.name}"] = path.read_bytes()
+    expected["code/local/__init__.py"] = (pkg.REPO_ROOT / "local" / "__init__.py").read_bytes()
+    assert {"code/local/embedded/engine.py", "code/local/embedded/limits.py", "code/wire/validate.py"} <= set(expected)
     with tarfile.open(dist_dir / "tiny-gpt2" / "model.tar.gz") as tar:
         vendored = {}
         for info in tar.getmembers():
-            if info.isfile() and info.name.startswith("code/local/embedded/"):
+            if info.isfile() and info.name.startswith(("code/local/", "code/wire/")):
                 f = tar.extractfile(info)
                 assert f is not None
-                vendored[info.name.removeprefix("code/local/embedded/")] = f.read()
-        parent = tar.extractfile("code/local/__init__.py")
-        assert parent is not None and parent.read() == (pkg.REPO_ROOT / "local" / "__init__.py").read_bytes()
-    assert vendored == source
+                vendored[info.name] = f.read()
+    assert vendored == expected
 
 
 def test_the_packaged_handler_imports_only_what_the_package_holds(dist_dir: Path, tmp_path: Path) -> None:
@@ -57,7 +59,7 @@ def test_the_packaged_handler_imports_only_what_the_package_holds(dist_dir: Path
 
     with tarfile.open(dist_dir / "tiny-gpt2" / "model.tar.gz") as tar:
         tar.extractall(tmp_path, filter="data")
-    probe = "import inference, local.embedded.engine as e; print(inference.__file__); print(e.__file__)"
+    probe = "import inference, local.embedded.engine as e, wire; print(inference.__file__, e.__file__, wire.__file__)"
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path / "code", capture_output=True, text=True, timeout=120, check=True
     ).stdout.split()
