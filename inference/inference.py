@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from local.embedded.api import GenerationRequest
@@ -427,7 +428,7 @@ def engine_settings(model_dir: str, limits: RuntimeLimits, device: str) -> Embed
     ``MAX_INPUT_TOKENS`` (a 1,024-position model with the defaults accepts 512-token prompts).
     """
     max_input = limits.max_input_tokens
-    positions = model_positions_in(model_dir)
+    positions = model_positions_in(Path(model_dir))
     if positions is not None and max_input + limits.max_new_tokens > positions:
         if limits.max_new_tokens >= positions:
             raise ValueError(
@@ -439,11 +440,11 @@ def engine_settings(model_dir: str, limits: RuntimeLimits, device: str) -> Embed
         model_dir=model_dir,
         model_name=None,
         device="cuda" if device.startswith("cuda") else "cpu",
-        dtype=limits.dtype,  # type: ignore[arg-type]  # one of DTYPES, checked by read_runtime_env
+        dtype=limits.dtype,  # one of DTYPES, checked by read_runtime_env
         max_batch_size=limits.max_batch_size,
         max_input_tokens=max_input,
         max_new_tokens_limit=limits.max_new_tokens,
-        compile=limits.compile,  # type: ignore[arg-type]
+        compile=limits.compile,
         load_in_4bit=limits.load_in_4bit,
     )
 
