@@ -8,7 +8,9 @@ For each engine and each concurrency (default 1 and 8): ``--rounds`` waves of C 
 each forced to exactly ``--new-tokens`` tokens (``ignore_eos``), so both engines do the same work. Reported:
 output tokens/s (all tokens / wall time), median and p90 time to first token, and memory (the embedded engine's
 process peak RSS, measured in a child process that loads nothing else; vLLM's API server plus its engine-core
-process RSS after the run). Ratios are embedded / vLLM.
+process RSS after the run). Ratios are embedded / vLLM. On a shared box the wall clock also counts time other jobs
+held the cores, so each row also reports the server's own CPU time (all its processes and threads, from /proc) and
+tokens per CPU-second, which does not depend on the neighbours; compare the two engines by both.
 
 The embedded engine runs in-process through its Python API; vLLM through its OpenAI HTTP API with streaming (the
 way the gateway uses it); the HTTP layer costs vLLM well under a millisecond per token on loopback against tens of
@@ -80,12 +82,30 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (all threads), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / tick
+
+
+def _self_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _messages(i: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}]
 
 
-def summarize(results: list[tuple[float, float, int]], wall: float) -> dict[str, Any]:
-    """``results``: (time to first token, total time, tokens) per request."""
+def summarize(results: list[tuple[float, float, int]], wall: float, cpu_s: float) -> dict[str, Any]:
+    """``results``: (time to first token, total time, tokens) per request; ``cpu_s``: the server's CPU time."""
     ttfts = sorted(r[0] for r in results)
     tokens = sum(r[2] for r in results)
     return {
@@ -93,6 +113,9 @@ def summarize(results: list[tuple[float, float, int]], wall: float) -> dict[str,
         "output_tokens": tokens,
         "wall_s": round(wall, 3),
         "tokens_per_s": round(tokens / wall, 2),
+        # Load-independent: on a shared box the wall clock includes time other jobs held the cores.
+        "cpu_s": round(cpu_s, 2),
+        "tokens_per_cpu_s": round(tokens / cpu_s, 2) if cpu_s > 0 else None,
         "ttft_p50_s": round(statistics.median(ttfts), 3),
         "ttft_p90_s": round(ttfts[min(len(ttfts) - 1, int(0.9 * len(ttfts)))], 3),
     }
@@ -135,12 +158,13 @@ async def _embedded_main(args: argparse.Namespace) -> dict[str, Any]:
     rows = {}
     for c in args.concurrency:
         results: list[tuple[float, float, int]] = []
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _self_cpu_seconds()
         for r in range(args.rounds):
             wave = await asyncio.gather(*[one(r * c + i) for i in range(c)])
             results += [w[:3] for w in wave]
             print(f"  embedded c={c} round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
-        rows[str(c)] = summarize(results, time.perf_counter() - t0)
+        rows[str(c)] = summarize(results, time.perf_counter() - t0, _self_cpu_seconds() - cpu0)
+        rows[str(c)]["load_average"] = round(os.getloadavg()[0], 2)
     await engine.stop()
     return {
         "load_s": round(load_s, 2),
@@ -258,7 +282,7 @@ def stop_vllm(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-async def run_vllm_load(url: str, args: argparse.Namespace) -> dict[str, Any]:
+async def run_vllm_load(url: str, args: argparse.Namespace, pid: int | None) -> dict[str, Any]:
     import aiohttp
 
     async def one(session: aiohttp.ClientSession, i: int) -> tuple[float, float, int, str]:
@@ -294,14 +318,16 @@ async def run_vllm_load(url: str, args: argparse.Namespace) -> dict[str, Any]:
     async with aiohttp.ClientSession(timeout=timeout) as session:
         sample = await one(session, 0)
         rows = {}
+        pids = _tree(pid) if pid else []
         for c in args.concurrency:
             results: list[tuple[float, float, int]] = []
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), _cpu_seconds(pids)
             for r in range(args.rounds):
                 wave = await asyncio.gather(*[one(session, r * c + i) for i in range(c)])
                 results += [w[:3] for w in wave]
                 print(f"  vllm c={c} round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
-            rows[str(c)] = summarize(results, time.perf_counter() - t0)
+            rows[str(c)] = summarize(results, time.perf_counter() - t0, _cpu_seconds(pids) - cpu0 if pids else 0.0)
+            rows[str(c)]["load_average"] = round(os.getloadavg()[0], 2)
     return {"sample": sample[3], "rows": rows}
 
 
@@ -314,9 +340,9 @@ def run_vllm(args: argparse.Namespace) -> dict[str, Any]:
     else:
         proc, url = start_vllm(args)
     load_s = time.perf_counter() - t0
+    pid = proc.pid if proc is not None else args.vllm_pid
     try:
-        result = asyncio.run(run_vllm_load(url, args))
-        pid = proc.pid if proc is not None else args.vllm_pid
+        result = asyncio.run(run_vllm_load(url, args, pid))
         if pid:
             result["rss_bytes"] = sum(_rss_of(p) for p in _tree(pid))
         if proc is not None:
@@ -330,7 +356,10 @@ def run_vllm(args: argparse.Namespace) -> dict[str, Any]:
 def print_table(result: dict[str, Any]) -> None:
     emb, vl = result["embedded"], result.get("vllm")
     print(f"\n{result['machine']}; {result['model']}; {result['new_tokens']} tokens per request")
-    header = f"{'engine':10} {'conc':>4} {'tok/s':>8} {'TTFT p50':>9} {'TTFT p90':>9} {'x vLLM tok/s':>13}"
+    header = (
+        f"{'engine':10} {'conc':>4} {'tok/s':>8} {'tok/CPU-s':>10} {'TTFT p50':>9} {'TTFT p90':>9} {'load':>5} "
+        f"{'x vLLM tok/s':>13} {'x vLLM tok/CPU-s':>17}"
+    )
     print(header)
     print("-" * len(header))
     for c in map(str, result["concurrency"]):
@@ -339,9 +368,13 @@ def print_table(result: dict[str, Any]) -> None:
                 continue
             row = data["rows"][c]
             ratio = f"{row['tokens_per_s'] / vl['rows'][c]['tokens_per_s']:.2f}" if vl else "-"
+            per_cpu = row.get("tokens_per_cpu_s")
+            vl_cpu = vl["rows"][c].get("tokens_per_cpu_s") if vl else None
+            cpu_ratio = f"{per_cpu / vl_cpu:.2f}" if per_cpu and vl_cpu else "-"
             print(
-                f"{name:10} {c:>4} {row['tokens_per_s']:8.1f} {row['ttft_p50_s']:9.3f} {row['ttft_p90_s']:9.3f} "
-                f"{ratio if name == 'embedded' else '':>13}"
+                f"{name:10} {c:>4} {row['tokens_per_s']:8.1f} {per_cpu or 0:10.1f} {row['ttft_p50_s']:9.3f} "
+                f"{row['ttft_p90_s']:9.3f} {row.get('load_average', 0):5.1f} "
+                f"{ratio if name == 'embedded' else '':>13} {cpu_ratio if name == 'embedded' else '':>17}"
             )
     print(f"embedded peak RSS {emb['peak_rss_bytes'] / 2**30:.2f} GiB ({emb['dtype']}, {emb['threads']} thread(s))")
     if vl and "rss_bytes" in vl:
@@ -400,6 +433,13 @@ def main(argv: list[str] | None = None) -> int:
             str(c): round(embedded["rows"][str(c)]["tokens_per_s"] / vllm["rows"][str(c)]["tokens_per_s"], 3)
             for c in args.concurrency
         }
+        if all(vllm["rows"][str(c)].get("tokens_per_cpu_s") for c in args.concurrency):
+            result["ratio_tokens_per_cpu_s"] = {
+                str(c): round(
+                    embedded["rows"][str(c)]["tokens_per_cpu_s"] / vllm["rows"][str(c)]["tokens_per_cpu_s"], 3
+                )
+                for c in args.concurrency
+            }
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, args.out)

@@ -89,6 +89,10 @@ class SlotKVCache:
         # Slots [0, rows) take part (all of them in a compiled step). Advanced indices split by a slice put the
         # broadcast dim first: the target is [rows, kv_heads, head_dim].
         rows = key_states.shape[0]
+        if rows == self.slots:  # every slot (the compiled step): the same expressions the CUDA graphs captured
+            k_cache[self._all_rows, :, self.positions] = key_states[:, :, 0]
+            v_cache[self._all_rows, :, self.positions] = value_states[:, :, 0]
+            return k_cache[:, :, : self.kv_len], v_cache[:, :, : self.kv_len]
         k_cache[self._all_rows[:rows], :, self.positions] = key_states[:, :, 0]
         v_cache[self._all_rows[:rows], :, self.positions] = value_states[:, :, 0]
         return k_cache[:rows, :, : self.kv_len], v_cache[:rows, :, : self.kv_len]

@@ -293,7 +293,7 @@ class BatchScheduler:
         for bucket in self._buckets:
             self._positions.fill_(bucket - 1)
             for _ in range(repeats):
-                self._run_decode(bucket, "top_p", self._slots_n)
+                self._run_decode(bucket, "top_p")
         self._positions.zero_()
         self._sync()
 
@@ -407,9 +407,10 @@ class BatchScheduler:
     # ---- decode ------------------------------------------------------------------------------------------------
     def _launch_decode(self, active: list[Sequence]) -> None:
         kv_len = self._bucket(max(s.next_pos for s in active) + 1)
-        # Compiled steps have static shapes (every slot); eager ones compute only up to the highest occupied slot.
-        rows = self._slots_n if self._compiled else max(s.slot for s in active) + 1
-        by_row: list[Sequence | None] = [None] * rows
+        # Compiled steps have static shapes (every row of the buffers, the same tensors each time, so the CUDA
+        # graphs read them in place); eager ones compute only up to the highest occupied slot.
+        rows = None if self._compiled else max(s.slot for s in active) + 1
+        by_row: list[Sequence | None] = [None] * (len(self._tokens) if rows is None else rows)
         for seq in active:
             by_row[seq.slot] = seq
         out, raw = self._run_decode(kv_len, self._sampling_mode(active), rows, by_row)
@@ -422,12 +423,13 @@ class BatchScheduler:
         self,
         kv_len: int,
         sampling: Literal["greedy", "sample", "top_p"],
-        rows: int,
+        rows: int | None = None,
         by_row: list[Sequence | None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One decode step over slots ``[0, rows)``; returns the chosen tokens and the raw logits."""
+        """One decode step over slots ``[0, rows)`` (None: every row); returns the chosen tokens and raw logits."""
         assert self._cache is not None
-        tokens, positions = self._tokens[:rows], self._positions[:rows]
+        buffers = (self._tokens, self._positions, self._temps, self._top_ps, self._seeds, self._steps)
+        tokens, positions, temps, top_ps, seeds, steps = buffers if rows is None else (b[:rows] for b in buffers)
         self._cache.set_decode(positions, kv_len)
         if self._compiled:
             torch.compiler.cudagraph_mark_step_begin()
@@ -438,17 +440,11 @@ class BatchScheduler:
             out = torch.argmax(logits, dim=-1)
         else:
             out = choose_tokens(
-                logits,
-                self._temps[:rows],
-                self._top_ps[:rows],
-                self._seeds[:rows],
-                self._steps[:rows],
-                apply_top_p=sampling == "top_p",
-                noise_fn=self._noise_fn,
+                logits, temps, top_ps, seeds, steps, apply_top_p=sampling == "top_p", noise_fn=self._noise_fn
             )
         tokens.copy_(out)
         positions.add_(1).clamp_(max=self._context - 1)
-        self._steps[:rows].add_(1)
+        steps.add_(1)
         return tokens.clone(), raw
 
     def _block_eos(self, logits: torch.Tensor, by_row: list[Sequence] | list[Sequence | None]) -> torch.Tensor:
