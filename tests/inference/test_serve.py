@@ -111,7 +111,10 @@ def test_concurrent_requests_are_all_answered_correctly(served: str) -> None:
         ({"prompt": "x", "max_tokens": 33}, "application/json", 400, "max_tokens"),  # over MAX_NEW_TOKENS=32
         ({"prompt": "x", "echo": True}, "application/json", 400, "echo"),
         (
-            {"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}]},
+            {
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+            },
             "application/json",
             400,
             "tools",

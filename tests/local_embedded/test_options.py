@@ -70,7 +70,7 @@ def test_ignore_eos_generates_to_max_tokens(eos_first: tuple[Any, ...]) -> None:
 
 def test_logprobs_are_the_models(eos_first: tuple[Any, ...]) -> None:
     engine, token, logp = eos_first
-    text, chunks = run(collect(engine, _greedy(ignore_eos=True, logprobs=3, max_tokens=4)))
+    _, chunks = run(collect(engine, _greedy(ignore_eos=True, logprobs=3, max_tokens=4)))
     entries = [e for c in chunks for e in c.logprobs]
     assert len(entries) == 4
     first = entries[0]
@@ -92,7 +92,7 @@ def test_one_request_decodes_one_row(model_dirs: dict[str, Path]) -> None:
     """On CPU a step runs the rows up to the highest occupied slot, not every slot (before: all 4+1 rows)."""
     engine: EmbeddedEngine = start_engine(model_dirs["llama"])
     rows: list[int] = []
-    model = engine._model  # noqa: SLF001 - watching the decode forward's batch
+    model = engine._model
 
     def record(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         ids = kwargs.get("input_ids")
