@@ -32,6 +32,7 @@ from local.embedded.errors import EmbeddedEngineError, InvalidRequestError, Prom
 from local.embedded.limits import RuntimeLimits, read_runtime_env, retired_variables
 from local.embedded.loading import model_positions_in, served_model_name
 from local.embedded.openai import Kind, generation_request, logprobs_json
+from local.embedded.sampling import SEED_MODULUS
 from local.embedded.settings import EmbeddedSettings
 from local.embedded.shared import SharedEngine, open_shared
 from local.embedded.sync import Generation, SyncEngine
@@ -188,8 +189,8 @@ def parse_parameters(raw: Any) -> GuideParams:
         do_sample = temperature is not None and temperature > 0
     if do_sample and temperature == 0:
         raise RequestError("parameters.temperature", "must be > 0 when do_sample is true")
-    if seed is not None and not 0 <= seed < 2**32:
-        raise RequestError("parameters.seed", f"{seed} is out of range (allowed 0..{2**32 - 1})")
+    if seed is not None and not 0 <= seed < SEED_MODULUS:
+        raise RequestError("parameters.seed", f"{seed} is out of range (allowed 0..{SEED_MODULUS - 1})")
     return GuideParams(
         max_new_tokens=max_new,
         min_new_tokens=min_new,

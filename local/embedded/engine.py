@@ -29,11 +29,12 @@ from local.embedded.sampling import SEED_MODULUS
 from local.embedded.scheduler import BatchScheduler, Sequence
 from local.embedded.settings import EmbeddedSettings
 from local.embedded.text import IncrementalDetokenizer, StopStringMatcher
+from wire.validate import MAX_STOP, TEMPERATURE_MAX, TOP_LOGPROBS_MAX
 
-# OpenAI's limits on the sampling fields; the engine enforces the same so errors match the hosted API.
-MAX_TEMPERATURE = 2.0
-MAX_STOP_STRINGS = 4
-MAX_TOP_LOGPROBS = 20
+# OpenAI's limits on the sampling fields, from the project's one wire module, so every entry point agrees.
+MAX_TEMPERATURE = TEMPERATURE_MAX
+MAX_STOP_STRINGS = MAX_STOP
+MAX_TOP_LOGPROBS = TOP_LOGPROBS_MAX
 
 
 class EmbeddedEngine:
@@ -169,7 +170,9 @@ class EmbeddedEngine:
         if not 1 <= request.max_tokens <= limit:
             raise InvalidRequestError("max_tokens", f"{request.max_tokens} is out of range; allowed 1..{limit}")
         if not 0.0 <= request.temperature <= MAX_TEMPERATURE:
-            raise InvalidRequestError("temperature", f"{request.temperature} is out of range; allowed 0..2")
+            raise InvalidRequestError(
+                "temperature", f"{request.temperature} is out of range; allowed 0..{MAX_TEMPERATURE:g}"
+            )
         if not 0.0 < request.top_p <= 1.0:
             raise InvalidRequestError("top_p", f"{request.top_p} is out of range; allowed (0, 1]")
         if len(request.stop) > MAX_STOP_STRINGS or any(not isinstance(s, str) for s in request.stop):

@@ -14,10 +14,11 @@ from typing import Any, Literal
 
 from local.embedded.api import GenerationRequest, TokenLogprob
 from local.embedded.errors import InvalidRequestError, UnsupportedFieldError
+from wire.validate import COMPLETION_LOGPROBS_MAX
 
 Kind = Literal["chat", "completion"]
 # OpenAI's limit for completions' integer ``logprobs`` (chat's ``top_logprobs`` goes to 20, checked by the engine).
-MAX_COMPLETION_LOGPROBS = 5
+MAX_COMPLETION_LOGPROBS = COMPLETION_LOGPROBS_MAX
 # Fields this engine cannot honour, refused when set to anything but their neutral value.
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "tools": (None, []),
