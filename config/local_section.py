@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from config.base import Section
+from config.kubernetes_section import KubernetesConfig
 
 EngineKind = Literal["vllm", "sglang", "ollama", "embedded"]
 Role = Literal["default", "structured"]
@@ -121,6 +122,9 @@ class LocalConfig(Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1_048_576)
     structured_retries: int = Field(default=2, ge=0, le=10, description="re-asks when output fails its schema")
     default_max_tokens: int = Field(default=256, ge=1, le=1_000_000)
+    kubernetes: KubernetesConfig = Field(
+        default_factory=KubernetesConfig, description="`make k8s` (docs/KUBERNETES.md)"
+    )
 
     @field_validator("vllm_url", "sglang_url", "ollama_url")
     @classmethod
@@ -139,6 +143,14 @@ class LocalConfig(Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"engines: duplicate engine names {dupes}")
+        return self
+
+    @model_validator(mode="after")
+    def _kubernetes_engines(self) -> LocalConfig:
+        try:
+            self.kubernetes.check_engines({e.name: e.kind for e in self.resolved_engines()})
+        except ValueError as err:
+            raise ValueError(f"kubernetes.{err}") from None
         return self
 
     def resolved_engines(self) -> list[EngineSpec]:
