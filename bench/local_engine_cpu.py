@@ -224,7 +224,7 @@ def start_vllm(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
         if waited > args.vllm_wait_s:
             raise SystemExit(f"another vLLM server kept running for {waited:.0f} s; try later")
     port = _free_port()
-    cache = OUT_DIR / "vllm-cache"
+    cache = REPO / ".vllm-cache"  # git-ignored, the same place the engine tier keeps it (and outside bench/, mypy)
     cache.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
