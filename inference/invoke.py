@@ -208,11 +208,11 @@ class EndpointClient:
 
     # -- API ------------------------------------------------------------------------------------------------------
 
-    def invoke_json(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST ``payload`` as JSON and return the decoded JSON response.
+    def invoke_json(self, payload: dict[str, Any]) -> Any:
+        """POST ``payload`` as JSON and return the decoded JSON response (an object, or a list of objects).
 
         Raises:
-            InvokeError: transport, AWS or model error (after retries), or a response that is not a JSON object.
+            InvokeError: transport, AWS or model error (after retries), or a response that is neither.
         """
         resp = self._call(
             self.client.invoke_endpoint, Body=json.dumps(payload).encode(), ContentType=JSON_TYPE, Accept=JSON_TYPE
@@ -222,7 +222,7 @@ class EndpointClient:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise InvokeError(f"endpoint {self.endpoint_name!r} answered non-JSON: {body[:200]!r}") from None
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) and not (isinstance(data, list) and all(isinstance(d, dict) for d in data)):
             raise InvokeError(f"endpoint {self.endpoint_name!r} answered {type(data).__name__}, expected an object")
         return data
 
@@ -239,6 +239,16 @@ class EndpointClient:
         if parameters:
             payload["parameters"] = parameters
         data = self.invoke_json(payload)
+        if isinstance(data, list):  # a list of inputs answers one object per input (Hugging Face shape)
+            if not all("generated_text" in d for d in data):
+                raise InvokeError(f"endpoint {self.endpoint_name!r} response has no generated_text: {str(data)[:200]}")
+            return Generation(
+                text=[d["generated_text"] for d in data],
+                prompt_tokens=[d.get("prompt_tokens") for d in data],
+                completion_tokens=[d.get("completion_tokens") for d in data],
+                finish_reason=[d.get("finish_reason") for d in data],
+                raw={"items": data},
+            )
         if "generated_text" not in data:
             raise InvokeError(f"endpoint {self.endpoint_name!r} response has no generated_text: {str(data)[:200]}")
         return Generation(
