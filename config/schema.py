@@ -30,6 +30,7 @@ from config.sizing import (
     usable_gib,
     weights_gib,
 )
+from local.embedded.limits import BY_NAME as RUNTIME_BY_NAME
 
 Dtype = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
 Quantization = Literal["none", "awq", "gptq", "bnb-4bit", "bnb-8bit", "fp8"]
@@ -43,12 +44,14 @@ ENGINE_IMAGES: dict[str, tuple[str, str]] = {
     "handler": ("pytorch-inference", "2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker"),
     "lmi": ("djl-inference", "0.36.0-lmi18.0.0-cu128"),
 }
-# model.dtype -> the handler's DTYPE and vLLM's --dtype (the handler loads weights unquantized, so only these three).
+# model.dtype -> the handler's DTYPE and vLLM's --dtype (only these three: quantization is model.quantization).
 TORCH_DTYPES: dict[str, str] = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 # model.quantization -> LMI's OPTION_QUANTIZE for schemes vLLM applies at load time. AWQ/GPTQ checkpoints are
 # pre-quantized: vLLM reads the scheme from the checkpoint's config, and LMI's guide says not to set it then
 # (setting it limits the kernels vLLM may pick).
 LMI_RUNTIME_QUANTIZE: dict[str, str] = {"fp8": "fp8", "bnb-4bit": "bitsandbytes"}
+# The handler's generation core loads bitsandbytes NF4 weights itself (LOAD_IN_4BIT); nothing else quantized.
+HANDLER_QUANTIZATIONS = ("none", "bnb-4bit")
 # SageMaker's ML storage volume (VolumeSizeInGB) bounds, for instance types without local NVMe.
 MIN_VOLUME_GB = 30
 MAX_VOLUME_GB = 512
@@ -150,25 +153,27 @@ class ConcurrencyScaling(Section):
     )
 
 
+def _from_table(name: str, description: str) -> Any:
+    """A field whose default and bounds are the handler's own (``local/embedded/limits.py`` RUNTIME_ENV)."""
+    var = RUNTIME_BY_NAME[name]
+    if var.kind == "int":
+        return Field(default=var.default, ge=var.lo, le=var.hi, description=f"{description} ({name})")
+    return Field(default=var.default, description=f"{description} ({name})")
+
+
 class RuntimeSection(Section):
     """Request limits of the serving container, written into its environment by synth (both engines)."""
 
-    max_input_tokens: int = Field(default=1024, ge=1, le=1_000_000, description="longest prompt, in tokens")
-    max_new_tokens: int = Field(default=512, ge=1, le=32768, description="cap on a request's max_new_tokens")
-    default_max_new_tokens: int = Field(
-        default=128, ge=1, le=32768, description="handler: max_new_tokens when a request gives none"
+    max_input_tokens: int = _from_table("MAX_INPUT_TOKENS", "longest prompt, in tokens")
+    max_new_tokens: int = _from_table("MAX_NEW_TOKENS", "cap on generated tokens per request")
+    default_max_new_tokens: int = _from_table("DEFAULT_MAX_NEW_TOKENS", "handler: tokens when a request names none")
+    max_batch_size: int = _from_table(
+        "MAX_BATCH_SIZE", "sequences generated together: the handler's KV-cache slots, LMI's max rolling batch size"
     )
-    max_batch_size: int = Field(
-        default=32,
-        ge=1,
-        le=1024,
-        description="sequences generated together: the handler's batch, LMI's max rolling batch size",
+    truncate_input: bool = _from_table(
+        "TRUNCATE_INPUT", "handler: keep the last max_input_tokens of a longer prompt (false: answer 413)"
     )
-    truncate_input: bool = Field(
-        default=True, description="handler: keep the last max_input_tokens of a longer prompt (false: reject it)"
-    )
-    batch_window_ms: int = Field(default=5, ge=0, le=1000, description="handler: wait this long to fill a batch")
-    batch_max_wait_ms: int = Field(default=50, ge=0, le=10_000, description="handler: longest wait for a batch")
+    compile: Literal["auto", "on", "off"] = _from_table("COMPILE", "handler: torch.compile + CUDA graphs for decode")
     model_server_workers: int | None = Field(
         default=None,
         ge=1,
@@ -176,15 +181,26 @@ class RuntimeSection(Section):
         description="handler: TorchServe workers (SAGEMAKER_MODEL_SERVER_WORKERS); default the toolkit's, one per "
         "GPU; with engine_mode shared, the requests in flight per instance",
     )
-    engine_mode: Literal["local", "shared"] = Field(
-        default="local", description="handler: shared = one model copy per GPU for all toolkit workers"
+    engine_mode: Literal["local", "shared"] = _from_table(
+        "ENGINE_MODE", "handler: shared = one engine per GPU for all toolkit workers"
     )
-    engine_connect_timeout_s: int = Field(
-        default=60, ge=1, le=3600, description="handler, shared mode: wait for the engine socket"
+    engine_connect_timeout_s: int = _from_table(
+        "ENGINE_CONNECT_TIMEOUT_S", "handler, shared mode: wait for the engine socket"
     )
-    engine_start_timeout_s: int = Field(
-        default=900, ge=1, le=7200, description="handler, shared mode: wait for the owner worker to load the model"
+    engine_start_timeout_s: int = _from_table(
+        "ENGINE_START_TIMEOUT_S", "handler, shared mode: wait for the owner worker to load the model"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("batch_window_ms", "batch_max_wait_ms"):
+                if key in data:
+                    raise ValueError(
+                        f"{key}: retired; the handler's generation core batches continuously (no batch window)"
+                    )
+        return data
 
     @model_validator(mode="after")
     def _default_within_cap(self) -> RuntimeSection:
@@ -198,8 +214,7 @@ class RuntimeSection(Section):
 HANDLER_ONLY_RUNTIME = (
     "default_max_new_tokens",
     "truncate_input",
-    "batch_window_ms",
-    "batch_max_wait_ms",
+    "compile",
     "model_server_workers",
     "engine_mode",
     "engine_connect_timeout_s",
@@ -567,12 +582,15 @@ class DeploymentConfig(Section):
             return self
         ep, m = self.endpoint, self.model
         if ep.engine == "handler":
-            if m.quantization != "none" or m.dtype not in TORCH_DTYPES:
+            if m.quantization not in HANDLER_QUANTIZATIONS or m.dtype not in TORCH_DTYPES:
                 precision = m.quantization if m.quantization != "none" else m.dtype
                 raise ValueError(
                     f"model.{'quantization' if m.quantization != 'none' else 'dtype'}: the handler engine loads "
-                    f"weights unquantized at {'/'.join(TORCH_DTYPES)}; {precision} needs endpoint.engine: lmi (vLLM)"
+                    f"weights at {'/'.join(TORCH_DTYPES)} (or bnb-4bit on a GPU); {precision} needs "
+                    "endpoint.engine: lmi (vLLM)"
                 )
+            if m.quantization == "bnb-4bit" and not ep.instance.gpus:
+                raise ValueError("model.quantization: bnb-4bit (LOAD_IN_4BIT) needs a GPU instance")
         else:
             if m.dtype not in TORCH_DTYPES:
                 raise ValueError(

@@ -18,7 +18,7 @@ LMI_ASYNC_ENTRYPOINT = "djl_python.lmi_vllm.vllm_async_service"
 
 
 def handler_environment(cfg: DeploymentConfig) -> dict[str, str]:
-    """``inference.py``'s limits (names: ``Limits.from_env``) and the inference toolkit's settings."""
+    """``inference.py``'s variables (names: ``local/embedded/limits.py`` RUNTIME_ENV) and the toolkit's settings."""
     rt = cfg.endpoint.runtime
     workers = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(rt.model_server_workers)} if rt.model_server_workers else {}
     return workers | {
@@ -30,9 +30,9 @@ def handler_environment(cfg: DeploymentConfig) -> dict[str, str]:
         "DEFAULT_MAX_NEW_TOKENS": str(rt.default_max_new_tokens),
         "MAX_BATCH_SIZE": str(rt.max_batch_size),
         "TRUNCATE_INPUT": "true" if rt.truncate_input else "false",
-        "BATCH_WINDOW_MS": str(rt.batch_window_ms),
-        "BATCH_MAX_WAIT_MS": str(rt.batch_max_wait_ms),
         "DTYPE": TORCH_DTYPES[cfg.model.dtype],
+        "COMPILE": rt.compile,
+        "LOAD_IN_4BIT": "true" if cfg.model.quantization == "bnb-4bit" else "false",
         "ENGINE_MODE": rt.engine_mode,
         "ENGINE_CONNECT_TIMEOUT_S": str(rt.engine_connect_timeout_s),
         "ENGINE_START_TIMEOUT_S": str(rt.engine_start_timeout_s),

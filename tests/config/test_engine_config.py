@@ -87,7 +87,7 @@ def test_engine_is_a_closed_choice(prod: dict[str, Any]) -> None:
 
 def test_handler_refuses_quantization_instead_of_ignoring_it(prod: dict[str, Any]) -> None:
     prod["model"]["quantization"] = "awq"
-    assert "model.quantization: the handler engine loads weights unquantized" in bad(prod)
+    assert "model.quantization: the handler engine loads weights at fp32/bf16/fp16 (or bnb-4bit" in bad(prod)
 
 
 def test_lmi_section_with_the_handler_engine_is_an_error(prod: dict[str, Any]) -> None:
@@ -96,8 +96,18 @@ def test_lmi_section_with_the_handler_engine_is_an_error(prod: dict[str, Any]) -
 
 
 def test_handler_only_runtime_fields_are_refused_with_lmi(prod: dict[str, Any]) -> None:
-    prod["endpoint"] |= {"engine": "lmi", "runtime": {"batch_window_ms": 10}}
-    assert "endpoint.runtime.batch_window_ms: only read by the handler engine" in bad(prod)
+    prod["endpoint"] |= {"engine": "lmi", "runtime": {"truncate_input": False}}
+    assert "endpoint.runtime.truncate_input: only read by the handler engine" in bad(prod)
+
+
+def test_retired_batch_window_is_refused_with_the_reason(prod: dict[str, Any]) -> None:
+    prod["endpoint"]["runtime"] = {"batch_window_ms": 10}
+    assert "endpoint.runtime.batch_window_ms: retired; the handler's generation core batches continuously" in bad(prod)
+
+
+def test_handler_serves_bnb_4bit_through_load_in_4bit(prod: dict[str, Any]) -> None:
+    prod["model"]["quantization"] = "bnb-4bit"
+    assert container_environment(parse_config(prod))["LOAD_IN_4BIT"] == "true"
 
 
 def test_hub_source_needs_network(prod: dict[str, Any]) -> None:

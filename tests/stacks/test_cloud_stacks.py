@@ -147,7 +147,7 @@ def test_handler_environment_is_generated_from_the_typed_config(endpoint_t: Temp
         "DEFAULT_MAX_NEW_TOKENS": "128",
         "MAX_BATCH_SIZE": "32",
     }
-    assert (env["TRUNCATE_INPUT"], env["BATCH_WINDOW_MS"], env["BATCH_MAX_WAIT_MS"]) == ("true", "5", "50")
+    assert (env["TRUNCATE_INPUT"], env["COMPILE"], env["LOAD_IN_4BIT"]) == ("true", "auto", "false")
     assert not any(k.startswith("OPTION_") for k in env)
 
 
