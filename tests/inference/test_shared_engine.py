@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,13 +31,14 @@ def _request(prompt: str) -> object:
 
 
 @pytest.fixture
-def shared_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    sock_dir = tmp_path / "engine"
-    sock_dir.mkdir()
+def shared_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    # A short directory: AF_UNIX paths are limited to 107 bytes, and pytest's tmp_path under xdist is longer.
+    sock_dir = Path(tempfile.mkdtemp(prefix="llmd-", dir="/tmp"))
     monkeypatch.setenv("ENGINE_MODE", "shared")
     monkeypatch.setenv("ENGINE_SOCKET_DIR", str(sock_dir))
     monkeypatch.setenv("ENGINE_CONNECT_TIMEOUT_S", "2")
-    return sock_dir
+    yield sock_dir
+    shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 def _text(handler: Handler, prompt: str) -> str:
