@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from wire import build
+
 JSON_TYPE = "application/json"
 RETRYABLE_CODES = {
     "ThrottlingException",
@@ -381,7 +383,6 @@ class LineSplitter:
 
 
 # LMI's finish reasons -> OpenAI's (https://github.com/deepjavalibrary/djl-serving, chat_input_output_schema.md).
-FINISH_REASONS = {"eos_token": "stop", "stop_sequence": "stop", "stop": "stop", "length": "length"}
 
 
 @dataclass(frozen=True)
@@ -414,13 +415,13 @@ def stream_piece(obj: dict[str, Any]) -> StreamPiece:
         delta = ch.get("delta") or ch.get("message") or {}
         text = delta.get("content") if isinstance(delta, dict) and "content" in delta else ch.get("text")
         finish = ch.get("finish_reason")
-        return StreamPiece(str(text or ""), FINISH_REASONS.get(finish, finish) if finish else None, p, c)
+        return StreamPiece(str(text or ""), build.openai_finish_reason(finish) if finish else None, p, c)
     if isinstance(obj.get("token"), dict):
         details: dict[str, Any] = obj["details"] if isinstance(obj.get("details"), dict) else {}
         finish = details.get("finish_reason")
         return StreamPiece(
             "" if obj["token"].get("special") else str(obj["token"].get("text") or ""),
-            FINISH_REASONS.get(finish, finish) if finish else None,
+            build.openai_finish_reason(finish) if finish else None,
             details.get("prompt_tokens"),
             details.get("generated_tokens"),
         )
@@ -433,7 +434,7 @@ def stream_piece(obj: dict[str, Any]) -> StreamPiece:
         finish = obj.get("finish_reason") or details.get("finish_reason")
         return StreamPiece(
             str(text or ""),
-            FINISH_REASONS.get(finish, finish) if finish else None,
+            build.openai_finish_reason(finish) if finish else None,
             obj.get("prompt_tokens", details.get("prompt_tokens")),
             obj.get("completion_tokens", details.get("generated_tokens")),
         )

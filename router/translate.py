@@ -55,7 +55,7 @@ def _choice(choice: Any, i: int) -> dict[str, Any]:
     msg = choice.get("message") if isinstance(choice, dict) else None
     if not isinstance(msg, dict) or not isinstance(msg.get("content"), str | None):
         raise TargetUnavailable(f"SageMaker answer: choices[{i}].message has no content", code="cloud_bad_answer")
-    reason = choice.get("finish_reason")
+    reason = build.openai_finish_reason(choice.get("finish_reason"))
     if reason not in FINISH_REASONS:
         raise TargetUnavailable(
             f"SageMaker answer: choices[{i}].finish_reason {reason!r} is not one of {', '.join(FINISH_REASONS)}",

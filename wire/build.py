@@ -13,6 +13,13 @@ from typing import Any, Literal
 
 Kind = Literal["chat", "completion"]
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
+# What other model servers say instead (SageMaker LMI / TGI report why generation ended in their own words).
+FINISH_REASON_ALIASES = {"eos_token": "stop", "stop_sequence": "stop"}
+
+
+def openai_finish_reason(reason: object) -> object:
+    """``reason`` in OpenAI's words where a known server alias exists (``eos_token`` -> ``stop``); else unchanged."""
+    return FINISH_REASON_ALIASES.get(reason, reason) if isinstance(reason, str) else reason
 
 
 def new_id(kind: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from wire import build
 from wire.build import answer_text, chunk, chunk_text, full_response, model_list, new_id, usage
 from wire.errors import WireError, error_body, error_type, parse_error_body
 from wire.sse import DONE, EventParser, EventTooLarge, decode, error_event, event, parse_events
@@ -91,3 +92,10 @@ def test_sse_parser_bounds_an_event_that_never_ends() -> None:
         parser.feed(b"x" * 100)
     with pytest.raises(ValueError, match="not a JSON object"):
         decode(b"[1, 2]")
+
+
+def test_lmi_finish_reasons_map_to_openai_words() -> None:
+    assert build.openai_finish_reason("eos_token") == "stop"
+    assert build.openai_finish_reason("stop_sequence") == "stop"
+    assert build.openai_finish_reason("length") == "length"
+    assert build.openai_finish_reason("mystery") == "mystery"
