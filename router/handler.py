@@ -22,6 +22,7 @@ from router.secrets import SecretCache
 from router.settings import Settings
 from router.targets import CloudTarget, LocalTarget, Target
 from router.textview import TextView
+from router.tls import GatewayTLS
 from wire.errors import WireError
 
 LOG = logging.getLogger("router.decision")
@@ -43,7 +44,12 @@ class Router:
         self.model = complexity.Model.load()
         self.targets: dict[str, Target] = {
             "local": local
-            or LocalTarget(settings.local_url, SecretCache(settings.local_secret_arn), settings.local_timeout_s),
+            or LocalTarget(
+                settings.local_url,
+                SecretCache(settings.local_secret_arn),
+                settings.local_timeout_s,
+                tls=GatewayTLS.from_arns(settings.local_ca_secret_arn, settings.local_client_cert_secret_arn),
+            ),
             "cloud": cloud
             or CloudTarget(settings.sagemaker_endpoint, settings.cloud_timeout_s, settings.default_max_tokens),
         }

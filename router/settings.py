@@ -16,7 +16,11 @@ from typing import Any
 from router.errors import SettingsError
 from router.limits import DEFAULT_ALLOW_ROUTE_HINT, DEFAULT_POLICY, LIMITS, POLICIES, TARGETS
 
-__all__ = ["ENV_VARS", "POLICIES", "TARGETS", "CallerOverride", "Settings"]
+__all__ = ["ENV_VARS", "POLICIES", "TARGETS", "TLS_SECRET_VARS", "CallerOverride", "Settings"]
+
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+
+TLS_SECRET_VARS = ("ROUTER_LOCAL_CA_SECRET_ARN", "ROUTER_LOCAL_CLIENT_CERT_SECRET_ARN")  # the gateway's TLS trust
 
 ENV_VARS = (
     "ROUTER_POLICY",
@@ -25,6 +29,8 @@ ENV_VARS = (
     "ROUTER_CUSTOM_KEYWORDS",
     "ROUTER_LOCAL_URL",
     "ROUTER_LOCAL_SECRET_ARN",
+    "ROUTER_LOCAL_CA_SECRET_ARN",
+    "ROUTER_LOCAL_CLIENT_CERT_SECRET_ARN",
     "ROUTER_LOCAL_TIMEOUT_S",
     "ROUTER_SAGEMAKER_ENDPOINT",
     "ROUTER_CLOUD_TIMEOUT_S",
@@ -56,6 +62,8 @@ class Settings:
     custom_keywords: tuple[str, ...] = ()
     local_url: str = ""
     local_secret_arn: str = ""
+    local_ca_secret_arn: str = ""
+    local_client_cert_secret_arn: str = ""
     local_timeout_s: float = LIMITS["local_timeout_s"].default
     sagemaker_endpoint: str = ""
     cloud_timeout_s: float = LIMITS["cloud_timeout_s"].default
@@ -82,13 +90,23 @@ class Settings:
         env = os.environ if env is None else env
         policy = env.get("ROUTER_POLICY", DEFAULT_POLICY)
         _choice("ROUTER_POLICY", policy, POLICIES)
+        local_url = _url(env.get("ROUTER_LOCAL_URL", ""))
+        tls = {name: _secret_arn(env, name) for name in TLS_SECRET_VARS}
+        pinned = [name for name, arn in tls.items() if arn]
+        if pinned and local_url.startswith("http://"):
+            raise SettingsError(
+                f"{' and '.join(pinned)} set but ROUTER_LOCAL_URL={local_url!r} is plain http: a pinned CA or a "
+                "client certificate needs an https:// gateway URL"
+            )
         return cls(
             policy=policy,
             complexity_threshold=_number(env, "complexity_threshold"),
             custom_patterns=_patterns(env.get("ROUTER_CUSTOM_PATTERNS", "[]")),
             custom_keywords=_keywords(env.get("ROUTER_CUSTOM_KEYWORDS", "[]")),
-            local_url=_url(env.get("ROUTER_LOCAL_URL", "")),
+            local_url=local_url,
             local_secret_arn=env.get("ROUTER_LOCAL_SECRET_ARN", ""),
+            local_ca_secret_arn=tls["ROUTER_LOCAL_CA_SECRET_ARN"],
+            local_client_cert_secret_arn=tls["ROUTER_LOCAL_CLIENT_CERT_SECRET_ARN"],
             local_timeout_s=_number(env, "local_timeout_s"),
             sagemaker_endpoint=env.get("ROUTER_SAGEMAKER_ENDPOINT", ""),
             cloud_timeout_s=_number(env, "cloud_timeout_s"),
@@ -148,6 +166,16 @@ def _url(raw: str) -> str:
     if raw and not re.match(r"^https?://[^\s/]+", raw):
         raise SettingsError(f"ROUTER_LOCAL_URL={raw!r}: expected an http(s) URL")
     return raw.rstrip("/")
+
+
+def _secret_arn(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "")
+    if raw and not _SECRET_ARN.match(raw):
+        raise SettingsError(
+            f"{name}={raw!r}: expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:"
+            "secret:<name>) or empty"
+        )
+    return raw
 
 
 def _json(name: str, raw: str) -> Any:

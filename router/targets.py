@@ -1,7 +1,7 @@
 """The two targets: the on-prem OpenAI-compatible gateway and the SageMaker endpoint.
 
-Breakers (``router.breaker``), the gateway key (``router.secrets``) and answer checking (``router.translate``) live in
-their own modules; boto3 is imported lazily (``router.aws``) so the decision path's cold start stays small.
+Breakers (``router.breaker``), the gateway key (``router.secrets``), its TLS trust (``router.tls``) and answer checking
+(``router.translate``) live in their own modules; boto3 is imported lazily (``router.aws``) so the decision path's cold start stays small.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from router import aws
 from router.errors import TargetUnavailable, UpstreamClientError
 from router.secrets import SecretCache
+from router.tls import GatewayTLS, tls_failure
 from router.translate import from_endpoint, openai_error
 
 CONNECT_TIMEOUT_S = 2.0
@@ -35,20 +36,23 @@ class LocalTarget:
         url: base URL without ``/v1``.
         secrets: where the key comes from.
         timeout_s: total socket timeout for the call.
+        tls: the pinned CA / client certificate (default: none, the system trust store).
     """
 
     name = "local"
 
-    def __init__(self, url: str, secrets: SecretCache, timeout_s: float) -> None:
+    def __init__(self, url: str, secrets: SecretCache, timeout_s: float, tls: GatewayTLS | None = None) -> None:
         self.url = url.rstrip("/") + "/v1/chat/completions"
         self.secrets = secrets
         self.timeout_s = timeout_s
+        self.tls = tls or GatewayTLS.from_arns("", "")
 
     def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         """Forward the request (forced non-streaming) and return the gateway's chat.completion.
 
         Raises:
-            TargetUnavailable: unreachable, timed out, 5xx, 401 after a key refresh, or not a JSON answer.
+            TargetUnavailable: unreachable, timed out, 5xx, 401 after a key refresh, not a JSON answer, a TLS
+                secret that cannot be read or parsed, or a gateway certificate the pinned CA does not sign.
             UpstreamClientError: the gateway rejected the request (other 4xx), passed through.
         """
         if not self.url.startswith(("http://", "https://")):
@@ -73,9 +77,10 @@ class LocalTarget:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        context = self.tls.context()  # TLS secrets that cannot be read or parsed: their own TargetUnavailable
         req = urllib.request.Request(self.url, data=payload, headers=headers, method="POST")  # noqa: S310 (URL from config)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=self.timeout_s, context=context) as resp:  # noqa: S310
                 data = resp.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:2000]
@@ -86,6 +91,9 @@ class LocalTarget:
                 raise UpstreamClientError(exc.code, message, param=param, code=code) from None
             raise TargetUnavailable(f"local gateway answered {exc.code}", code="local_error") from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            tls = tls_failure(exc)
+            if tls is not None:
+                raise TargetUnavailable(tls[0], code=tls[1]) from None
             raise TargetUnavailable(
                 f"local gateway unreachable ({type(exc).__name__})", code="local_unreachable"
             ) from None

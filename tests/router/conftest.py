@@ -4,6 +4,8 @@ gateway written with the standard library."""
 from __future__ import annotations
 
 import json
+import ssl
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,10 +21,15 @@ REGION = "us-east-1"
 
 
 class FakeGateway:
-    """A small OpenAI-compatible chat server: answers ``echo: <last user text>``; can be told to fail."""
+    """A small OpenAI-compatible chat server: answers ``echo: <last user text>``; can be told to fail.
 
-    def __init__(self) -> None:
+    Args:
+        tls: serve HTTPS with this server context (the handshake runs in each connection's thread).
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.errors: list[BaseException | None] = []
         self.status = 200
         self.key = GATEWAY_KEY
         gw = self
@@ -82,7 +89,13 @@ class FakeGateway:
                 self.wfile.write(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
+            # A refused handshake surfaces in the connection's thread: keep it for the test instead of a traceback.
+            self.server.handle_error = lambda request, client_address: self.errors.append(sys.exc_info()[1])  # type: ignore[method-assign]
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -23,6 +23,7 @@ from aws_cdk.assertions import Template
 from config import load_config
 from config.loader import parse_config
 from config.network_section import BOTO3_ENDPOINT_ENV, endpoint_output_key
+from router.settings import ENV_VARS, TLS_SECRET_VARS
 from stacks.constructs.gateway_trust import CA_SECRET_ENV, CLIENT_CERT_SECRET_ENV
 from stacks.context import cdk_context
 from stacks.data_paths import DataPath, data_paths, data_paths_section, network_cost_lines
@@ -273,6 +274,8 @@ def test_gateway_tls_secrets_are_granted_and_named_in_the_environment(prod: Temp
     fn = [f for f in of_type(prod, "AWS::Lambda::Function") if f.get("Handler") == "router.handler.lambda_handler"]
     env = fn[0]["Environment"]["Variables"]
     secrets = prod.find_resources("AWS::SecretsManager::Secret")
+    # The names are the contract with the runtime: router/settings.py reads exactly these (and every variable set).
+    assert {CA_SECRET_ENV, CLIENT_CERT_SECRET_ENV} == set(TLS_SECRET_VARS) and set(env) <= set(ENV_VARS)
     ca, cert = env[CA_SECRET_ENV]["Ref"], env[CLIENT_CERT_SECRET_ENV]["Ref"]
     assert {ca, cert} <= set(secrets) and ca != cert
     assert "CA bundle" in secrets[ca]["Properties"]["Description"]
