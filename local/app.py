@@ -111,7 +111,7 @@ def create_app(settings: GatewaySettings | None = None, engines: list[Engine] | 
     # overhead on the hot path (measured: ~25% of the gateway's CPU per request).
     async def chat(request: Request) -> Response:
         gw.admit(request.headers.get("authorization"))
-        return await gw.answer("chat", gw.chat_call(await read_body(request, limit)))
+        return await gw.answer("chat", await gw.chat_call(await read_body(request, limit)))
 
     async def completions(request: Request) -> Response:
         gw.admit(request.headers.get("authorization"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 from config.local_section import BreakerSpec
@@ -104,7 +105,7 @@ class Router:
             return result
         attempt_call = call
         for attempt in range(self.structured_retries + 1):
-            problem = validation_error(result.text, call.schema)
+            problem = await asyncio.to_thread(validation_error, result.text, call.schema)
             if problem is None:
                 return result
             self.metrics.error(engine.name, call.model, "invalid_structured_output")

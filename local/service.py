@@ -5,6 +5,7 @@ Routes in ``local/app.py`` call exactly one method here, so the HTTP layer stays
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -127,12 +128,13 @@ class Gateway:
         data = [{"id": m, "object": "model", "created": now, "owned_by": "llm-deploy"} for m in self.router.models]
         return orjson.dumps({"object": "list", "data": data})
 
-    def chat_call(self, raw: bytes) -> Call:
+    async def chat_call(self, raw: bytes) -> Call:
         obj = parse_json(raw)
         req = validate(ChatCompletionRequest, obj)
         schema = req.output_schema()
         if schema is not None:
-            compile_schema(schema)
+            # Checking a big schema takes milliseconds: off the event loop, so /health and other streams go on.
+            await asyncio.to_thread(compile_schema, schema)
         return Call("chat", req.model, req, obj, raw, req.token_limit(self.local.default_max_tokens), schema)
 
     def completion_call(self, raw: bytes) -> Call:
