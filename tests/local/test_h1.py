@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from local.engines.h1 import H1Pool, UpstreamClosed, UpstreamConnectError, UpstreamTimeout
+from local.engines.h1 import H1Pool
+from local.errors import EngineDisconnected, EngineTimeout, EngineUnreachable
 from tests.local.fakes import closed_port
 
 EVENTS = 200
@@ -51,7 +52,7 @@ async def _collect(chunks: AsyncIterator[bytes]) -> bytes:
 def test_stream_is_complete_and_connection_reused() -> None:
     async def main() -> None:
         runner, url = await _server(_stream)
-        pool = H1Pool(url, 1.0, 5.0, 4, {"Content-Type": "application/json"})
+        pool = H1Pool("e", url, 1.0, 5.0, 4, {"Content-Type": "application/json"})
         try:
             expected = b"".join(f"data: {i}\n\n".encode() for i in range(EVENTS)) + b"data: [DONE]\n\n"
             for _ in range(3):
@@ -73,7 +74,7 @@ def test_stale_keepalive_connection_is_retried() -> None:
             return web.json_response({"ok": True})
 
         runner, url = await _server(ok, keepalive_timeout=0.1)
-        pool = H1Pool(url, 1.0, 5.0, 4, {})
+        pool = H1Pool("e", url, 1.0, 5.0, 4, {})
         try:
             resp = await pool.request("GET", "/health")
             assert await resp.read() == b'{"ok": true}'
@@ -101,12 +102,12 @@ def test_timeouts_refusal_and_early_close() -> None:
         runner, url = await _server(_stream)
         runner2, url2 = await _server(close_early)
         try:
-            with pytest.raises(UpstreamTimeout):
-                await H1Pool(url, 1.0, 0.2, 4, {}).request("POST", "/slow")
-            with pytest.raises(UpstreamConnectError):
-                await H1Pool(f"http://127.0.0.1:{closed_port()}", 1.0, 1.0, 4, {}).request("GET", "/")
-            resp = await H1Pool(url2, 1.0, 1.0, 4, {}).request("GET", "/")
-            with pytest.raises(UpstreamClosed):
+            with pytest.raises(EngineTimeout):
+                await H1Pool("e", url, 1.0, 0.2, 4, {}).request("POST", "/slow")
+            with pytest.raises(EngineUnreachable):
+                await H1Pool("e", f"http://127.0.0.1:{closed_port()}", 1.0, 1.0, 4, {}).request("GET", "/")
+            resp = await H1Pool("e", url2, 1.0, 1.0, 4, {}).request("GET", "/")
+            with pytest.raises(EngineDisconnected):
                 await _collect(resp.iter_chunks())
         finally:
             await runner.cleanup()
