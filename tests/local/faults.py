@@ -33,6 +33,7 @@ class Faults:
     huge_bytes: int = 200 * 1_048_576
     received: list[dict[str, Any]] = field(default_factory=list)
     in_flight: int = 0
+    sent: int = 0  # body bytes written by the last huge answer
     cancelled: int = 0
     finished: int = 0
 
@@ -175,10 +176,11 @@ class FaultUpstream:
         for i in range(n):
             await resp.write(ev([piece(i, None, role=True)]))
         if mode == "huge_stream":
-            sent = 0
-            while sent < self.f.huge_bytes:
-                await resp.write(ev([piece(0, "x" * 65_000)]))
-                sent += 65_100
+            self.f.sent = 0
+            event = ev([piece(0, "x" * 65_000)])
+            while self.f.sent < self.f.huge_bytes:
+                await resp.write(event)
+                self.f.sent += len(event)
             await resp.write(b"data: [DONE]\n\n")
             await resp.write_eof()
             return resp
@@ -215,10 +217,10 @@ class FaultUpstream:
         resp.content_length = size
         resp.content_type = "application/json"
         await resp.prepare(request)
-        sent = 0
-        while sent < size:
-            part = CHUNK[: min(len(CHUNK), size - sent)]
+        self.f.sent = 0
+        while self.f.sent < size:
+            part = CHUNK[: min(len(CHUNK), size - self.f.sent)]
             await resp.write(part)
-            sent += len(part)
+            self.f.sent += len(part)
         await resp.write_eof()
         return resp
