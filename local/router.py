@@ -23,7 +23,7 @@ from local.errors import (
 )
 from local.metrics import Metrics
 from local.structured import retry_messages, validation_error
-from wire.sse import DONE_PAYLOAD, EventParser, EventTooLarge
+from wire.sse import DONE_PAYLOAD, parse_events
 
 USAGE_MARK = b'"usage":{'
 ERROR_MARK = b'data: {"error"'
@@ -271,17 +271,14 @@ class Router:
         Raises:
             EngineError: malformed, error or empty first event (the router fails over).
         """
-        parser = EventParser(MAX_FIRST_EVENT)
-        head: list[bytes] = []
-        events: list[bytes] = []
-        try:
-            while not events:
-                chunk = await anext(stream)
-                head.append(chunk)
-                events = parser.feed(chunk)
-        except EventTooLarge:
-            raise EngineBadResponse(engine.name, reason="sent no complete SSE event in its first 1 MiB") from None
-        first = events[0]
+        first: bytes | None = None
+        buf = b""
+        while first is None:
+            chunk = await anext(stream)
+            buf = buf + chunk if buf else chunk
+            first = _first_data(buf)
+            if first is None and len(buf) > MAX_FIRST_EVENT:
+                raise EngineBadResponse(engine.name, reason="sent no complete SSE event in its first 1 MiB")
         if first == DONE_PAYLOAD:
             raise EngineBadResponse(engine.name, reason="ended the stream before sending anything")
         try:
@@ -296,7 +293,7 @@ class Router:
             err = obj["error"]
             msg = err.get("message") if isinstance(err, dict) else err
             raise EngineStatusError(engine.name, 502, f"stream started with an error event: {str(msg)[:300]}")
-        return b"".join(head)
+        return buf
 
     async def _relay(
         self, engine: Engine, breaker: CircuitBreaker, call: Call, head: bytes, stream: AsyncIterator[bytes]
@@ -451,6 +448,22 @@ def _inspect(out: bytes, call: Call, check: _StreamCheck | None) -> tuple[bytes,
                     event = b"data: " + orjson.dumps(obj) + b"\n\n"
         kept.append(event)
     return b"".join(kept), done, failure
+
+
+def _first_data(buf: bytes) -> bytes | None:
+    """The data payload of the first complete event carrying data (comment-only events skipped), if any yet."""
+    start = 0
+    while True:
+        end = buf.find(b"\n\n", start)
+        if end < 0:
+            crlf = buf.find(b"\r\n\r\n", start)
+            if crlf < 0:
+                return None
+            end = crlf
+        events = parse_events(buf[start : end + 2].replace(b"\r\n", b"\n") + b"\n")
+        if events:
+            return events[0]
+        start = end + 2
 
 
 async def _close(stream: AsyncIterator[bytes]) -> None:

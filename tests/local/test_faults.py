@@ -54,7 +54,9 @@ def status_error(fn: Any) -> tuple[openai.APIStatusError, float]:
     t0 = time.monotonic()
     with pytest.raises(openai.APIStatusError) as info:
         fn()
-    return info.value, time.monotonic() - t0
+    took = time.monotonic() - t0
+    print(f"[time to error] HTTP {info.value.status_code} {info.value.code} after {took:.3f} s")  # for the docs
+    return info.value, took
 
 
 def stream_error(gw: RunningGateway, **kw: Any) -> tuple[openai.APIError, str, float]:
@@ -70,6 +72,7 @@ def stream_error(gw: RunningGateway, **kw: Any) -> tuple[openai.APIError, str, f
     with pytest.raises(openai.APIError) as info:
         consume()
     text = "".join(pieces)
+    print(f"[time to error] stream error event after {time.monotonic() - t0:.3f} s: {info.value.message[:60]}")
     assert not isinstance(info.value, openai.APIStatusError)  # the status was 200: the error came in the stream
     return info.value, text, time.monotonic() - t0
 
