@@ -337,7 +337,15 @@ class Router:
                 out, tail = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
                 if rename is not None:
                     out = out.replace(*rename)
-                if check is not None or USAGE_MARK in out or ERROR_MARK in out or SSE_DONE in out:
+                if check is None and USAGE_MARK not in out and ERROR_MARK not in out:
+                    # The common piece: plain chunks, perhaps ending with [DONE]; nothing to parse.
+                    if SSE_DONE in out:
+                        if out.endswith(SSE_DONE):
+                            done = True
+                        else:
+                            out, done, event_failure = _inspect(out, call, check)
+                            failure = failure or event_failure
+                else:
                     out, done, event_failure = _inspect(out, call, check)
                     failure = failure or event_failure
                 if out:
