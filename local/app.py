@@ -174,7 +174,7 @@ def create_app(settings: GatewaySettings | None = None, engines: list[Engine] | 
             gw.keys.authenticate(request.headers.get("authorization"))
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    openapi = orjson.dumps(openapi_document(settings.local.metrics_require_key))
+    openapi = orjson.dumps(openapi_document(settings.local.metrics_require_key, settings.local.max_n))
 
     async def openapi_json(_: Request) -> Response:
         return Response(openapi, media_type=JSON)

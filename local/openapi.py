@@ -68,8 +68,8 @@ def _get(summary: str, secured: bool, codes: tuple[str, ...] = ()) -> dict[str, 
     return {"get": op}
 
 
-def openapi_document(metrics_secured: bool) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every gateway route."""
+def openapi_document(metrics_secured: bool, max_n: int | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every gateway route (``max_n``: the deployment's ``local.max_n``)."""
     generate = _post("GenerateRequest", "The reference guide's /generate: a completion answered as {text}", False)
     generate["post"]["responses"]["200"] = {
         "description": "the answer",
@@ -77,6 +77,10 @@ def openapi_document(metrics_secured: bool) -> dict[str, Any]:
     }
     ready = _get("Every configured model has a ready engine", False)
     ready["get"]["responses"]["503"] = {"description": "not ready; the body says which engine and why"}
+    schemas = _schemas(ChatCompletionRequest, CompletionRequest, GenerateRequest, GenerateResponse, ErrorResponse)
+    if max_n is not None:
+        for name in ("ChatCompletionRequest", "CompletionRequest"):
+            schemas[name]["properties"]["n"]["maximum"] = max_n
     return {
         "openapi": "3.1.0",
         "info": {"title": "llm-deploy gateway", "version": "1", "description": "OpenAI-compatible on-prem gateway"},
@@ -90,9 +94,7 @@ def openapi_document(metrics_secured: bool) -> dict[str, Any]:
             "/metrics": _get("Prometheus metrics", metrics_secured, ("401",) if metrics_secured else ()),
         },
         "components": {
-            "schemas": _schemas(
-                ChatCompletionRequest, CompletionRequest, GenerateRequest, GenerateResponse, ErrorResponse
-            ),
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -30,12 +30,12 @@ def gateway(loop_thread: LoopThread) -> Iterator[RunningGateway]:
 
 
 # The document the gateway serves (checked equal below), loaded at import so pytest can parametrize from it.
-schema = schemathesis.openapi.from_dict(openapi_document(metrics_secured=False))
+schema = schemathesis.openapi.from_dict(openapi_document(metrics_secured=False, max_n=16))
 
 
 def test_the_document_lists_every_route(gateway: RunningGateway) -> None:
     doc = gateway.get("/openapi.json", key=None).json()
-    assert doc == openapi_document(metrics_secured=False)
+    assert doc == openapi_document(metrics_secured=False, max_n=16)
     assert set(doc["paths"]) == {
         "/v1/chat/completions",
         "/v1/completions",
@@ -46,7 +46,7 @@ def test_the_document_lists_every_route(gateway: RunningGateway) -> None:
         "/metrics",
     }
     chat = doc["components"]["schemas"]["ChatCompletionRequest"]
-    assert chat["properties"]["temperature"]["anyOf"][0]["maximum"] == 2
+    assert chat["properties"]["temperature"]["anyOf"][0]["maximum"] == 2 and chat["properties"]["n"]["maximum"] == 16
 
 
 @schema.parametrize()
