@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from local.engines.h1 import H1Pool
-from local.errors import EngineDisconnected, EngineTimeout, EngineUnreachable
+from local.errors import EngineBadResponse, EngineDisconnected, EngineTimeout, EngineUnreachable
 from tests.local.fakes import closed_port
 
 EVENTS = 200
@@ -112,5 +112,50 @@ def test_timeouts_refusal_and_early_close() -> None:
         finally:
             await runner.cleanup()
             await runner2.cleanup()
+
+    asyncio.run(main())
+
+
+def test_headers_size_cap_and_slots_released_on_every_path() -> None:
+    """Response headers are exposed (Retry-After survives); an answer over max_body_bytes is an EngineBadResponse as
+    it arrives; every path (ok, too large, timeout, cancelled) gives its connection slot back."""
+
+    async def main() -> None:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            if request.path == "/big":
+                return web.Response(body=b"x" * 300_000)
+            if request.path == "/hang":
+                await asyncio.sleep(5)
+            return web.Response(status=503, headers={"Retry-After": "3"}, text="busy")
+
+        runner, url = await _server(handler)
+        pool = H1Pool("e", url, 1.0, 0.3, 2, {}, pool_timeout=0.2, max_body_bytes=100_000)
+        try:
+            resp = await pool.request("GET", "/busy")
+            assert resp.status == 503 and resp.headers["retry-after"] == "3"
+            assert await resp.read() == b"busy"
+            resp.release()
+            resp = await pool.request("GET", "/big")
+            with pytest.raises(EngineBadResponse, match="max_upstream_bytes=100000"):
+                await resp.read()
+            resp.release()
+            with pytest.raises(EngineTimeout):
+                await pool.request("GET", "/hang")
+            task = asyncio.ensure_future(pool.request("GET", "/hang", timeout=5))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert pool.free_slots == 2
+            # both slots taken: the third request waits pool_timeout_s, then is refused
+            held = [await pool.request("GET", "/busy") for _ in range(2)]
+            with pytest.raises(EngineUnreachable, match="pool_timeout_s=0.2"):
+                await pool.request("GET", "/busy")
+            for r in held:
+                r.release()
+            assert pool.free_slots == 2
+        finally:
+            await pool.close()
+            await runner.cleanup()
 
     asyncio.run(main())
