@@ -18,6 +18,7 @@ from local.errors import GatewayError, bad_request, error_body, error_response
 from local.openapi import openapi_document
 from local.service import JSON, Gateway
 from local.settings import GatewaySettings, load_settings
+from local.sse import DisconnectWatch, SSEResponse
 from wire.errors import WireError
 
 log = logging.getLogger("local.gateway")
@@ -62,33 +63,25 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 async def until_disconnect(request: Request, work: Awaitable[Response]) -> Response:
     """Run ``work``; if the client disconnects first, cancel it (which closes the engine request, so the engine
-    stops generating) and answer nothing.
+    stops generating) and answer nothing. A streamed answer takes the watch over for the rest of the stream.
 
     Called after the body was read: the next ASGI ``receive`` then only returns on disconnect.
     """
-    task = asyncio.current_task()
-    assert task is not None
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                gone = True
-                task.cancel()
-                return
-
-    watcher = asyncio.ensure_future(watch())
+    watch = DisconnectWatch(request.receive)
+    handed_over = False
     try:
-        return await work
+        response = await work
+        if isinstance(response, SSEResponse):
+            response.watch, handed_over = watch, True
+        return response
     except asyncio.CancelledError:
-        if not gone:
+        if not watch.gone:
             raise
-        task.uncancel()
+        watch.task.uncancel()
         return Response(b"", status_code=499)  # nobody reads it; uvicorn drops it
     finally:
-        watcher.cancel()
+        if not handed_over:
+            watch.stop()
 
 
 def create_app(settings: GatewaySettings | None = None, engines: list[Engine] | None = None) -> FastAPI:

@@ -182,6 +182,9 @@ class Gateway:
         except UpstreamRejected as err:
             m.request(route, "none", call.model, err.status)
             return upstream_rejection(err)
+        except asyncio.CancelledError:
+            m.request(route, "none", call.model, 499)  # gone before the first event; the engine request is closed
+            raise
         m.first_token(engine.name, call.model, time.perf_counter() - t0)
         tracked = self._tracked(route, engine, call, stream, t0)
         return SSEResponse(tracked, headers=SSE_HEADERS)

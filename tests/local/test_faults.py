@@ -136,11 +136,13 @@ def test_overall_deadline_covers_failover(up: FaultUpstream, loop_thread: LoopTh
         second.stop()
 
 
-def test_client_going_away_cancels_a_non_streaming_request(up: FaultUpstream) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_client_going_away_cancels_the_upstream_request(up: FaultUpstream, stream: bool) -> None:
+    """Non-streamed, or streamed but still waiting for the engine's first event."""
     up.f.mode = "hang"
     with RunningGateway(custom(engine(up.url))) as gw:
         with pytest.raises(openai.APITimeoutError):
-            sdk(gw, timeout=0.5).chat.completions.create(model="m", messages=MSG)
+            sdk(gw, timeout=0.5).chat.completions.create(model="m", messages=MSG, stream=stream)
         assert wait_until(lambda: up.f.cancelled == 1 and up.f.in_flight == 0, timeout=5)
         assert wait_until(lambda: metric(gw, "llm_gateway_in_flight_requests") == 0)
         assert metric(gw, "llm_gateway_requests_total", status="499") == 1
