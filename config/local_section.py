@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from config.base import Section
+from config.kubernetes_section import KubernetesConfig
 
 EngineKind = Literal["vllm", "sglang", "ollama", "embedded"]
 Role = Literal["default", "structured"]
@@ -140,6 +141,9 @@ class LocalConfig(Section):
     )
     max_n: int = Field(default=16, ge=1, le=128, description="largest n accepted (engines that support n only)")
     metrics_require_key: bool = Field(default=False, description="/metrics needs an API key like /v1/*")
+    kubernetes: KubernetesConfig = Field(
+        default_factory=KubernetesConfig, description="`make k8s` (docs/KUBERNETES.md)"
+    )
 
     @field_validator("vllm_url", "sglang_url", "ollama_url")
     @classmethod
@@ -158,6 +162,14 @@ class LocalConfig(Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"engines: duplicate engine names {dupes}")
+        return self
+
+    @model_validator(mode="after")
+    def _kubernetes_engines(self) -> LocalConfig:
+        try:
+            self.kubernetes.check_engines({e.name: e.kind for e in self.resolved_engines()})
+        except ValueError as err:
+            raise ValueError(f"kubernetes.{err}") from None
         return self
 
     def resolved_engines(self) -> list[EngineSpec]:
