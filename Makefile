@@ -50,8 +50,8 @@ fmt: .venv/.stamp ## apply ruff formatting and autofixes
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-synth: setup ## synthesize CloudFormation for ENV (dev|prod) with cdk-nag + cfn-lint, offline
-	$(CDK) synth --quiet -c env=$(ENV) --output cdk.out/$(ENV)
+synth: setup ## synthesize CloudFormation for ENV (dev|prod) with cdk-nag + cfn-lint, offline; ENGINE=lmi overrides endpoint.engine
+	$(CDK) synth --quiet -c env=$(ENV) $(if $(ENGINE),-c engine=$(ENGINE)) --output cdk.out/$(ENV)
 	$(PY) -m stacks.lint cdk.out/$(ENV)
 
 diff: setup ## cdk diff against the deployed stacks (needs AWS credentials)
@@ -61,7 +61,7 @@ deploy: setup ## cdk deploy for ENV (needs AWS credentials and `cdk bootstrap`)
 	$(CDK) deploy --all -c env=$(ENV) --output cdk.out/$(ENV) --require-approval broadening --outputs-file cdk.out/$(ENV)-outputs.json
 
 review: synth ## write cdk.out/REVIEW.md for an ops reviewer (resources, IAM, nag, scaling, cost, changes)
-	$(PY) -m stacks.review --env $(ENV) --assembly cdk.out/$(ENV) --out cdk.out/REVIEW.md
+	$(PY) -m stacks.review --env $(ENV) $(if $(ENGINE),--engine $(ENGINE)) --assembly cdk.out/$(ENV) --out cdk.out/REVIEW.md
 
 config-docs: .venv/.stamp ## regenerate docs/CONFIG.md from the typed config
 	$(PY) -m config.reference > docs/CONFIG.md.tmp && mv docs/CONFIG.md.tmp docs/CONFIG.md

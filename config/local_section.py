@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from config.base import Section
 from config.kubernetes_section import KubernetesConfig
 
-EngineKind = Literal["vllm", "sglang", "ollama", "embedded"]
+EngineKind = Literal["vllm", "sglang", "ollama", "embedded", "sagemaker"]
 Role = Literal["default", "structured"]
 Profile = Literal["embedded", "gpu", "dev", "custom"]
 ENGINE_NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,31}$"
@@ -76,6 +76,14 @@ class EngineSpec(Section):
     # smoke-test model has 1024 positions, SmolLM2 8192). Raise both for long prompts on a real model.
     max_input_tokens: int = Field(default=768, ge=1, le=131_072, description="embedded: longest prompt accepted")
     max_new_tokens: int = Field(default=256, ge=1, le=131_072, description="embedded: cap on max_tokens")
+    # sagemaker only (credentials: the standard boto3 chain; base_url: optional runtime URL of a VPC endpoint)
+    endpoint_name: str | None = Field(
+        default=None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", description="sagemaker: the endpoint's name"
+    )
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="sagemaker: region")
+    endpoint_engine: Literal["handler", "lmi"] = Field(
+        default="lmi", description="sagemaker: the endpoint's endpoint.engine (lmi streams tokens; handler buffers)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -95,7 +103,12 @@ class EngineSpec(Section):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> EngineSpec:
-        if self.kind != "embedded" and not self.base_url:
+        if self.kind == "sagemaker":
+            if not self.endpoint_name:
+                raise ValueError("endpoint_name: required for a sagemaker engine (the SageMaker endpoint's name)")
+        elif self.endpoint_name or self.region:
+            raise ValueError("endpoint_name: only for a sagemaker engine")
+        if self.kind not in ("embedded", "sagemaker") and not self.base_url:
             raise ValueError(f"base_url: required for a {self.kind} engine (e.g. http://127.0.0.1:8000)")
         if self.kind == "embedded" and self.base_url:
             raise ValueError("base_url: an embedded engine runs in the gateway process; remove base_url")
