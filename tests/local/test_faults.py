@@ -275,7 +275,7 @@ def test_streams_are_renamed_and_usage_is_exact_without_include_usage(up: FaultU
         assert {c.model for c in chunks} == {"m"}  # never the upstream's "up-model"
         assert all(c.usage is None for c in chunks) and all(c.choices for c in chunks)  # injected usage stripped
         assert up.f.received[-1]["stream_options"] == {"include_usage": True}
-        assert metric(gw, "llm_gateway_tokens_total", kind="completion") == 4
+        assert wait_until(lambda: metric(gw, "llm_gateway_tokens_total", kind="completion") == 4)
         assert metric(gw, "llm_gateway_tokens_total", kind="prompt") == 9
         chunks = list(
             sdk(gw).chat.completions.create(
@@ -283,7 +283,7 @@ def test_streams_are_renamed_and_usage_is_exact_without_include_usage(up: FaultU
             )
         )
         assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
-        assert metric(gw, "llm_gateway_tokens_total", kind="completion") == 7
+        assert wait_until(lambda: metric(gw, "llm_gateway_tokens_total", kind="completion") == 7)
         out = sdk(gw).chat.completions.create(model="m", messages=MSG, max_tokens=2)
         assert out.model == "m"
 
