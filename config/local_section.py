@@ -28,6 +28,8 @@ DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 DEFAULT_MODEL_DIR = f"local/.models/{DEFAULT_MODEL_NAME}"
 # Kinds whose server enforces response_format itself (guided decoding / Ollama ``format``).
 SCHEMA_ENFORCING_KINDS: frozenset[str] = frozenset({"vllm", "sglang", "ollama"})
+# Kinds that answer n > 1 with n choices.
+N_CAPABLE_KINDS: frozenset[str] = frozenset({"vllm", "sglang"})
 
 ModelName = Annotated[str, Field(pattern=MODEL_NAME_RE)]
 
@@ -57,6 +59,13 @@ class EngineSpec(Section):
     connect_timeout_s: float = Field(default=2.0, gt=0, le=60)
     read_timeout_s: float = Field(default=120.0, gt=0, le=3600, description="max wait between two upstream reads")
     max_connections: int = Field(default=512, ge=1, le=65536)
+    request_timeout_s: float = Field(
+        default=300.0, gt=0, le=3600, description="deadline for one request on this engine, stream included"
+    )
+    pool_timeout_s: float = Field(default=5.0, gt=0, le=600, description="max wait for a free connection slot")
+    max_upstream_bytes: int = Field(
+        default=64 * 1_048_576, ge=1024, le=4096 * 1_048_576, description="cap on one answer's bytes from the engine"
+    )
     # embedded only
     model_dir: str = Field(default=DEFAULT_MODEL_DIR, description="embedded: model directory or hub id")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -107,6 +116,11 @@ class EngineSpec(Section):
         if unknown:
             raise ValueError(f"upstream_models: {unknown} not in models {self.models}")
         return self
+
+    @property
+    def supports_n(self) -> bool:
+        """True when the engine returns several choices for ``n > 1`` (vLLM and SGLang do)."""
+        return self.kind in N_CAPABLE_KINDS
 
     @property
     def enforces_schema(self) -> bool:
@@ -161,6 +175,11 @@ class LocalConfig(Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1_048_576)
     structured_retries: int = Field(default=2, ge=0, le=10, description="re-asks when output fails its schema")
     default_max_tokens: int = Field(default=256, ge=1, le=1_000_000)
+    request_timeout_s: float = Field(
+        default=600.0, gt=0, le=7200, description="deadline for a whole request, failover attempts included"
+    )
+    max_n: int = Field(default=16, ge=1, le=128, description="largest n accepted (engines that support n only)")
+    metrics_require_key: bool = Field(default=False, description="/metrics needs an API key like /v1/*")
     kubernetes: KubernetesConfig = Field(
         default_factory=KubernetesConfig, description="`make k8s` (docs/KUBERNETES.md)"
     )

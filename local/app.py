@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
 import orjson
@@ -13,9 +14,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from local.engines.base import Engine
-from local.errors import GatewayError, bad_request, error_body
+from local.errors import GatewayError, bad_request, error_body, error_response
+from local.openapi import openapi_document
 from local.service import JSON, Gateway
 from local.settings import GatewaySettings, load_settings
+from local.sse import DisconnectWatch, SSEResponse
+from wire.errors import WireError
 
 log = logging.getLogger("local.gateway")
 # A body over the limit is still read (and dropped) up to this size, so the client gets the 413 instead of a reset.
@@ -57,6 +61,29 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def until_disconnect(request: Request, work: Awaitable[Response]) -> Response:
+    """Run ``work``; if the client disconnects first, cancel it (which closes the engine request, so the engine
+    stops generating) and answer nothing. A streamed answer takes the watch over for the rest of the stream.
+
+    Called after the body was read: the next ASGI ``receive`` then only returns on disconnect.
+    """
+    watch = DisconnectWatch(request.receive)
+    handed_over = False
+    try:
+        response = await work
+        if isinstance(response, SSEResponse):
+            response.watch, handed_over = watch, True
+        return response
+    except asyncio.CancelledError:
+        if not watch.gone:
+            raise
+        watch.task.uncancel()
+        return Response(b"", status_code=499)  # nobody reads it; uvicorn drops it
+    finally:
+        if not handed_over:
+            watch.stop()
+
+
 def create_app(settings: GatewaySettings | None = None, engines: list[Engine] | None = None) -> FastAPI:
     """Build the gateway app.
 
@@ -82,16 +109,16 @@ def create_app(settings: GatewaySettings | None = None, engines: list[Engine] | 
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url=None,  # served below from local/openapi.py (the routes are plain Starlette routes)
         # The gateway exports its own Prometheus metrics; FastAPI's OpenTelemetry hook would read os.environ on
         # every request (measured ~10% of the per-request CPU) for providers nobody configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.gateway = gw
 
-    @app.exception_handler(GatewayError)
-    async def _gateway_error(_: Request, err: GatewayError) -> Response:
-        return err.response()
+    @app.exception_handler(WireError)
+    async def _gateway_error(_: Request, err: WireError) -> Response:
+        return error_response(err)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, err: StarletteHTTPException) -> Response:
@@ -111,15 +138,18 @@ def create_app(settings: GatewaySettings | None = None, engines: list[Engine] | 
     # overhead on the hot path (measured: ~25% of the gateway's CPU per request).
     async def chat(request: Request) -> Response:
         gw.admit(request.headers.get("authorization"))
-        return await gw.answer("chat", gw.chat_call(await read_body(request, limit)))
+        call = await gw.chat_call(await read_body(request, limit))
+        # Until the answer (or a stream's first event) is ready; then SSEResponse watches for the disconnect.
+        return await until_disconnect(request, gw.answer("chat", call))
 
     async def completions(request: Request) -> Response:
         gw.admit(request.headers.get("authorization"))
-        return await gw.answer("completions", gw.completion_call(await read_body(request, limit)))
+        call = gw.completion_call(await read_body(request, limit))
+        return await until_disconnect(request, gw.answer("completions", call))
 
     async def generate(request: Request) -> Response:
         gw.admit(request.headers.get("authorization"))
-        return await gw.generate(gw.generate_call(await read_body(request, limit)))
+        return await until_disconnect(request, gw.generate(gw.generate_call(await read_body(request, limit))))
 
     async def models(request: Request) -> Response:
         gw.admit(request.headers.get("authorization"))
@@ -132,8 +162,15 @@ def create_app(settings: GatewaySettings | None = None, engines: list[Engine] | 
         ok, detail = await gw.readiness()
         return Response(orjson.dumps({"ready": ok, **detail}), 200 if ok else 503, media_type=JSON)
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        if settings.local.metrics_require_key:
+            gw.keys.authenticate(request.headers.get("authorization"))
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    openapi = orjson.dumps(openapi_document(settings.local.metrics_require_key, settings.local.max_n))
+
+    async def openapi_json(_: Request) -> Response:
+        return Response(openapi, media_type=JSON)
 
     for path, endpoint, method in (
         ("/v1/chat/completions", chat, "POST"),
@@ -143,6 +180,7 @@ def create_app(settings: GatewaySettings | None = None, engines: list[Engine] | 
         ("/health", health, "GET"),
         ("/ready", ready, "GET"),
         ("/metrics", metrics, "GET"),
+        ("/openapi.json", openapi_json, "GET"),
     ):
         app.add_route(path, endpoint, methods=[method])
     return app

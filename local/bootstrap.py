@@ -52,12 +52,16 @@ def write_private(path: Path, text: str) -> None:
 def ensure_key(run_dir: Path, env_key: str | None) -> tuple[str, str]:
     """The key clients use: from ``LLM_GATEWAY_API_KEY``, else the stored one, else a new ``sk-…`` (stored 0600).
 
+    Whichever it is, its digest is (re)written to ``api_keys.sha256``, the one file the gateway reads keys from, so
+    the key printed is exactly the key the gateway accepts (an earlier run's key stops working).
+
     Returns:
         The key and where it came from.
     """
-    if env_key:
-        return env_key, "environment LLM_GATEWAY_API_KEY"
     key_file = run_dir / "api_key"
+    if env_key:
+        write_private(run_dir / "api_keys.sha256", f"sha256:{digest(env_key)}\n")
+        return env_key, "environment LLM_GATEWAY_API_KEY"
     if key_file.is_file():
         key = key_file.read_text(encoding="utf-8").strip()
         source = str(key_file)
@@ -157,10 +161,19 @@ def up(run_dir: Path = RUN_DIR, ready_timeout_s: float = READY_TIMEOUT_S) -> int
     local = settings.local
     base = f"http://{local.host}:{local.port}"
     run_dir.mkdir(parents=True, exist_ok=True)
+    digests = run_dir / "api_keys.sha256"
+    before = digests.read_text() if digests.is_file() else None
     key, source = ensure_key(run_dir, settings.api_key)
     model = local.resolved_engines()[0].models[0]
     pid_file, log_file = run_dir / "gateway.pid", run_dir / "gateway.log"
     if (pid := pid_alive(pid_file)) is not None:
+        if before != digests.read_text():
+            print(
+                f"gateway already running (pid {pid}) with another API key; the key from {source} works after "
+                "`make local-down && make local-up`",
+                file=sys.stderr,
+            )
+            return 1
         print(f"gateway already running (pid {pid}) on {base}")
         print(f"API key: from {source}{examples(base, key, model)}")
         return 0

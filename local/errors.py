@@ -1,68 +1,108 @@
-"""The gateway's errors and the OpenAI error body they are answered with."""
+"""The gateway's errors: client errors answered in the OpenAI error body (from :mod:`wire.errors`), and one exception
+family for everything that goes wrong talking to an engine."""
 
 from __future__ import annotations
 
-import orjson
 from starlette.responses import Response
 
+from wire.errors import WireError, error_body
+from wire.errors import bad_request as bad_request
 
-class GatewayError(Exception):
+__all__ = [
+    "EngineBadResponse",
+    "EngineDisconnected",
+    "EngineError",
+    "EngineStatusError",
+    "EngineTimeout",
+    "EngineUnreachable",
+    "GatewayError",
+    "UpstreamRejected",
+    "bad_request",
+    "error_body",
+]
+
+
+class GatewayError(WireError):
     """An error answered to the client as ``{"error": {"message", "type", "param", "code"}}``."""
 
     def __init__(
         self,
         status: int,
         message: str,
-        type_: str = "invalid_request_error",
+        type_: str | None = None,
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type_
-        self.param = param
-        self.code = code
-        self.headers = headers or {}
-
-    def body(self) -> bytes:
-        """The OpenAI error body as JSON bytes."""
-        return error_body(self.message, self.type, self.param, self.code)
-
-    def response(self) -> Response:
-        """A JSON response with the status, body and any extra headers (e.g. ``Retry-After``)."""
-        return Response(self.body(), status_code=self.status, headers=self.headers, media_type="application/json")
+        super().__init__(status, message, param, code, type_, headers)
 
 
-def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> bytes:
-    """Serialise the OpenAI error body."""
-    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
-
-
-def bad_request(message: str, param: str | None = None, code: str | None = "invalid_value") -> GatewayError:
-    return GatewayError(400, message, "invalid_request_error", param, code)
+def error_response(err: WireError) -> Response:
+    """A JSON response with the error's status, body and extra headers (e.g. ``Retry-After``)."""
+    return Response(err.body(), status_code=err.status, headers=err.headers, media_type="application/json")
 
 
 class EngineError(Exception):
     """An engine failed (connect, timeout, bad status, broken stream); the router may fail over.
 
-    ``status`` is what the client gets if no other engine can answer: 503 unreachable/open breaker, 504 timeout,
-    502 anything else the engine did wrong.
+    ``status`` is what the client gets if no other engine can answer: 503 unreachable/open breaker/overloaded, 504
+    timeout, 502 anything else the engine did wrong. ``headers`` keeps what the client should see (``Retry-After``).
     """
 
-    def __init__(self, engine: str, status: int, reason: str, code: str = "upstream_error") -> None:
+    default_status = 502
+    default_code = "upstream_error"
+
+    def __init__(
+        self,
+        engine: str,
+        status: int | None = None,
+        reason: str = "failed",
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(f"engine {engine!r}: {reason}")
         self.engine = engine
-        self.status = status
+        self.status = status if status is not None else self.default_status
         self.reason = reason
-        self.code = code
+        self.code = code if code is not None else self.default_code
+        self.headers = headers or {}
+
+
+class EngineUnreachable(EngineError):
+    """No connection (refused, unreachable, connect timeout, no free connection slot in time)."""
+
+    default_status = 503
+    default_code = "upstream_unreachable"
+
+
+class EngineTimeout(EngineError):
+    """No answer within the read timeout or the request deadline."""
+
+    default_status = 504
+    default_code = "upstream_timeout"
+
+
+class EngineDisconnected(EngineError):
+    """The engine closed the connection mid-answer."""
+
+    default_code = "upstream_disconnected"
+
+
+class EngineBadResponse(EngineError):
+    """The engine answered something that is not what the protocol promises (malformed, too large, error event)."""
+
+    default_code = "upstream_bad_response"
+
+
+class EngineStatusError(EngineError):
+    """The engine answered 429 or 5xx."""
 
 
 class UpstreamRejected(Exception):
     """The engine answered 4xx: the request itself is wrong, so pass the answer on and do not fail over."""
 
-    def __init__(self, status: int, body: bytes) -> None:
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         super().__init__(f"upstream answered {status}")
         self.status = status
         self.body = body
+        self.headers = headers or {}

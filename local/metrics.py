@@ -7,10 +7,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
-class Metrics:
-    """All gateway metrics; label children are cached because ``labels()`` is the costly part."""
+OTHER = "other"
 
-    def __init__(self) -> None:
+
+class Metrics:
+    """All gateway metrics; label children are cached because ``labels()`` is the costly part.
+
+    The ``model`` label only ever takes a configured model name (anything else a client sends is ``other``), so a
+    client cannot grow ``/metrics`` without bound.
+    """
+
+    def __init__(self, models: list[str] | None = None) -> None:
+        self.models = frozenset(models or [])
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -33,6 +41,12 @@ class Metrics:
         self.breaker = Gauge(
             "llm_gateway_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["engine"], registry=r
         )
+        self.stream_errors = Counter(
+            "llm_gateway_stream_errors",
+            "Streams that failed after their first byte (cut, timed out, error event, invalid structured output)",
+            ["engine", "kind"],
+            registry=r,
+        )
         self.in_flight = Gauge("llm_gateway_in_flight_requests", "Requests being served", registry=r)
         self._counters: dict[tuple[str, ...], Counter] = {}
         self._hists: dict[tuple[str, ...], Histogram] = {}
@@ -51,19 +65,27 @@ class Metrics:
             h = self._hists[key] = metric.labels(*labels)
         return h
 
+    def label(self, model: str) -> str:
+        """The ``model`` label for a client-given name: the name if configured, else ``other``."""
+        return model if model in self.models else OTHER
+
     def request(self, route: str, engine: str, model: str, status: int) -> None:
-        self._counter(self.requests, route, engine, model, str(status)).inc()
+        self._counter(self.requests, route, engine, self.label(model), str(status)).inc()
 
     def error(self, engine: str, model: str, kind: str) -> None:
-        self._counter(self.errors, engine, model, kind).inc()
+        self._counter(self.errors, engine, self.label(model), kind).inc()
+
+    def stream_error(self, engine: str, kind: str) -> None:
+        self._counter(self.stream_errors, engine, kind).inc()
 
     def observe(self, engine: str, model: str, seconds: float) -> None:
-        self._hist(self.latency, engine, model).observe(seconds)
+        self._hist(self.latency, engine, self.label(model)).observe(seconds)
 
     def first_token(self, engine: str, model: str, seconds: float) -> None:
-        self._hist(self.ttft, engine, model).observe(seconds)
+        self._hist(self.ttft, engine, self.label(model)).observe(seconds)
 
     def count_tokens(self, engine: str, model: str, prompt: int, completion: int) -> None:
+        model = self.label(model)
         if prompt:
             self._counter(self.tokens, engine, model, "prompt").inc(prompt)
         if completion:

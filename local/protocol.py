@@ -1,24 +1,26 @@
-"""OpenAI request models the gateway validates (after vLLM's entrypoints/openai/protocol.py).
+"""Typed views of the OpenAI requests the gateway handles, and the source of its OpenAPI document.
 
-Only the fields the gateway acts on are typed; any other OpenAI field is kept (``extra="allow"``) and passed to the
-engine untouched.
+The rules are :mod:`wire.validate`'s (one set for the project): the gateway checks a body there first, then builds
+these models from it for typed access. Bounds below are wire's constants; the models are strict, as OpenAI is
+(``"stream": "yes"`` or ``"n": true`` are not coerced). Fields the gateway does not act on are kept
+(``extra="allow"``) and passed to the engine untouched.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-MAX_STOP = 4
+from wire import validate as rules
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class JsonSchemaSpec(_Open):
-    name: str = Field(default="response", max_length=64)
+    name: str = Field(default="response", pattern=rules.SCHEMA_NAME_RE.pattern)
     schema_: dict[str, Any] = Field(alias="schema")
     strict: bool | None = None
 
@@ -27,24 +29,14 @@ class ResponseFormat(_Open):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaSpec | None = None
 
-    @model_validator(mode="after")
-    def _schema_present(self) -> ResponseFormat:
-        if self.type == "json_schema" and self.json_schema is None:
-            raise ValueError("json_schema: required when type is 'json_schema'")
-        return self
-
 
 class ChatMessage(_Open):
-    role: Literal["system", "user", "assistant", "tool", "developer"]
+    role: str = Field(json_schema_extra={"enum": list(rules.ROLES)})
     content: str | list[dict[str, Any]] | None = None
 
     def text(self) -> str:
         """The message text (text parts of a multi-part content joined)."""
-        if self.content is None:
-            return ""
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return rules.message_text({"content": self.content})
 
 
 class StreamOptions(_Open):
@@ -52,32 +44,29 @@ class StreamOptions(_Open):
 
 
 class _Sampling(_Open):
-    model: str = Field(min_length=1, max_length=256)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    model: str = Field(min_length=1, max_length=rules.MODEL_NAME_MAX)
+    max_tokens: int | None = Field(default=None, ge=1, le=rules.DEFAULT_LIMITS.max_tokens)
+    temperature: float | None = Field(default=None, ge=0, le=rules.TEMPERATURE_MAX)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    n: int = Field(default=1, ge=1, le=1)
+    n: int = Field(default=1, ge=1, le=rules.DEFAULT_LIMITS.max_n)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    stop: str | list[str] | None = None
+    stop: str | list[str] | None = Field(default=None, json_schema_extra={"maxItems": rules.MAX_STOP})
     seed: int | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _stop(cls, v: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(v, list) and len(v) > MAX_STOP:
-            raise ValueError(f"at most {MAX_STOP} stop sequences")
-        return v
 
     def stop_list(self) -> list[str]:
         if self.stop is None:
             return []
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
 
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=rules.DEFAULT_LIMITS.max_tokens)
     response_format: ResponseFormat | None = None
 
     def token_limit(self, default: int) -> int:
@@ -90,7 +79,7 @@ class ChatCompletionRequest(_Sampling):
             return None
         if rf.type == "json_object":
             return {"type": "object"}
-        assert rf.json_schema is not None  # checked by ResponseFormat
+        assert rf.json_schema is not None  # checked by wire.validate
         return rf.json_schema.schema_
 
 
@@ -111,8 +100,25 @@ class CompletionRequest(_Sampling):
 class GenerateRequest(BaseModel):
     """The reference guide's ``POST /generate`` body."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     prompt: str = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=rules.DEFAULT_LIMITS.max_tokens)
+    temperature: float | None = Field(default=None, ge=0, le=rules.TEMPERATURE_MAX)
     model: str | None = None
+
+
+class GenerateResponse(BaseModel):
+    text: str
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error the gateway answers (``wire.errors``)."""
+
+    error: ErrorDetail

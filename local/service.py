@@ -1,10 +1,12 @@
 """The gateway service: admit (auth + rate limit), parse and validate, route, answer, measure.
 
-Routes in ``local/app.py`` call exactly one method here, so the HTTP layer stays thin.
+Routes in ``local/app.py`` call exactly one method here, so the HTTP layer stays thin. Request rules are
+:mod:`wire.validate`'s (the project's one set); the pydantic models of :mod:`local.protocol` give typed access.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -16,7 +18,7 @@ from starlette.responses import Response
 from config.local_section import EngineSpec
 from local.auth import KeyStore
 from local.engines.base import Call, Engine, Result
-from local.errors import GatewayError, UpstreamRejected, bad_request, error_body
+from local.errors import GatewayError, UpstreamRejected, bad_request
 from local.metrics import Metrics
 from local.protocol import ChatCompletionRequest, CompletionRequest, GenerateRequest
 from local.ratelimit import TokenBuckets
@@ -24,6 +26,9 @@ from local.router import Router
 from local.settings import GatewaySettings
 from local.sse import SSEResponse
 from local.structured import compile_schema
+from wire import build
+from wire import validate as rules
+from wire.errors import error_body, parse_error_body
 
 M = TypeVar("M", bound=BaseModel)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -50,7 +55,7 @@ def build_engine(spec: EngineSpec) -> Engine:
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object.
+    """The request body as a JSON object (orjson: this is the hot path; the messages are wire's).
 
     Raises:
         GatewayError: 400 for invalid JSON or a non-object body.
@@ -65,34 +70,25 @@ def parse_json(raw: bytes) -> dict[str, Any]:
 
 
 def validate(model: type[M], obj: dict[str, Any]) -> M:
-    """Validate against a protocol model; the first problem becomes a 400 naming the field."""
+    """Build a protocol model from a body wire has checked; anything it still rejects is a 400 naming the field."""
     try:
         return model.model_validate(obj)
     except ValidationError as err:
         e = err.errors(include_url=False)[0]
         loc = ".".join(str(p) for p in e["loc"]) or None
         msg = e["msg"].removeprefix("Value error, ")
-        head = msg.split(": ", 1)[0]
-        if e["type"] == "value_error" and head.isidentifier():
-            # model-level validators start their message with the field they are about
-            loc, msg = f"{loc}.{head}" if loc else head, msg.split(": ", 1)[1]
         raise bad_request(f"{loc}: {msg}" if loc else msg, loc) from None
 
 
 def upstream_rejection(err: UpstreamRejected) -> Response:
     """Pass an engine's 4xx on, in the OpenAI error shape even when the engine's body was not."""
-    try:
-        data = orjson.loads(err.body)
-        if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            return Response(err.body, status_code=err.status, media_type=JSON)
-        message = str(data.get("error") if isinstance(data, dict) and data.get("error") else data)
-    except orjson.JSONDecodeError:
-        message = err.body[:300].decode(errors="replace")
-    return Response(
-        error_body(f"engine rejected the request: {message}", "invalid_request_error"),
-        status_code=err.status,
-        media_type=JSON,
-    )
+    parsed = parse_error_body(err.body)
+    if parsed is not None and parsed.get("type") is not None:
+        body = err.body
+    else:
+        message = parsed["message"] if parsed else err.body[:300].decode(errors="replace")
+        body = error_body(f"engine rejected the request: {message}", "invalid_request_error")
+    return Response(body, status_code=err.status, headers=err.headers, media_type=JSON)
 
 
 class Gateway:
@@ -103,9 +99,12 @@ class Gateway:
         self.local = local
         self.keys = KeyStore(local, settings.api_key)
         self.buckets = TokenBuckets()
-        self.metrics = Metrics()
         self.engines = engines if engines is not None else [build_engine(s) for s in local.resolved_engines()]
-        self.router = Router(self.engines, local.breaker, self.metrics, local.structured_retries)
+        self.metrics = Metrics([m for e in self.engines for m in e.spec.models])
+        self.router = Router(
+            self.engines, local.breaker, self.metrics, local.structured_retries, local.request_timeout_s
+        )
+        self.limits = rules.Limits(max_n=local.max_n)
 
     async def start(self) -> None:
         for e in self.engines:
@@ -121,26 +120,39 @@ class Gateway:
         self.buckets.take(key, info)
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Each engine's reachability; ready when every model has a reachable engine."""
-        engines = {e.name: await e.ready() for e in self.engines}
+        """Each engine's readiness (reachable, serving its models, breaker not open); ready when every model has a
+        ready engine."""
+        checks = await asyncio.gather(*(e.readiness() for e in self.engines))
+        engines: dict[str, bool] = {}
+        detail: dict[str, str] = {}
+        for e, (ok, why) in zip(self.engines, checks, strict=True):
+            if ok and self.router.breaker_open(e):
+                ok, why = False, "circuit open: failing requests (streams included)"
+            engines[e.name], detail[e.name] = ok, why
         models = {m: any(engines[e.name] for e in es) for m, es in self.router.by_model.items()}
-        return all(models.values()), {"engines": engines, "models": models}
+        return all(models.values()), {"engines": engines, "models": models, "detail": detail}
 
     def models_body(self) -> bytes:
-        now = int(time.time())
-        data = [{"id": m, "object": "model", "created": now, "owned_by": "llm-deploy"} for m in self.router.models]
-        return orjson.dumps({"object": "list", "data": data})
+        info: dict[str, dict[str, Any]] = {}
+        for e in self.engines:
+            for m, extra in e.model_info().items():
+                info.setdefault(m, extra)
+        entries: list[dict[str, Any] | str] = [{"id": m, **info.get(m, {})} for m in self.router.models]
+        return orjson.dumps(build.model_list(entries))
 
-    def chat_call(self, raw: bytes) -> Call:
+    async def chat_call(self, raw: bytes) -> Call:
         obj = parse_json(raw)
+        rules.chat_request(obj, self.limits)
         req = validate(ChatCompletionRequest, obj)
         schema = req.output_schema()
         if schema is not None:
-            compile_schema(schema)
+            # Checking a big schema takes milliseconds: off the event loop, so /health and other streams go on.
+            await asyncio.to_thread(compile_schema, schema)
         return Call("chat", req.model, req, obj, raw, req.token_limit(self.local.default_max_tokens), schema)
 
     def completion_call(self, raw: bytes) -> Call:
         obj = parse_json(raw)
+        rules.completion_request(obj, self.limits)
         req = validate(CompletionRequest, obj)
         try:
             req.prompt_text()
@@ -152,14 +164,12 @@ class Gateway:
         """The reference guide's ``{"prompt"}`` as a completion on the first model."""
         g = validate(GenerateRequest, parse_json(raw))
         body: dict[str, Any] = {"model": g.model or self.router.models[0], "prompt": g.prompt}
-        if g.max_tokens is not None:
-            body["max_tokens"] = g.max_tokens
+        body["max_tokens"] = g.max_tokens or self.local.default_max_tokens
         if g.temperature is not None:
             body["temperature"] = g.temperature
+        rules.completion_request(body, self.limits)
         req = validate(CompletionRequest, body)
-        return Call(
-            "completion", req.model, req, body, orjson.dumps(body), req.token_limit(self.local.default_max_tokens)
-        )
+        return Call("completion", req.model, req, body, orjson.dumps(body), body["max_tokens"])
 
     async def answer(self, route: str, call: Call) -> Response:
         """Route the call and build the response (JSON, or SSE when ``stream`` is true)."""
@@ -176,6 +186,9 @@ class Gateway:
         except UpstreamRejected as err:
             m.request(route, "none", call.model, err.status)
             return upstream_rejection(err)
+        except asyncio.CancelledError:
+            m.request(route, "none", call.model, 499)  # gone before the first event; the engine request is closed
+            raise
         m.first_token(engine.name, call.model, time.perf_counter() - t0)
         tracked = self._tracked(route, engine, call, stream, t0)
         return SSEResponse(tracked, headers=SSE_HEADERS)
@@ -193,6 +206,9 @@ class Gateway:
         except UpstreamRejected as err:
             m.request(route, "none", call.model, err.status)
             return upstream_rejection(err)
+        except asyncio.CancelledError:
+            m.request(route, "none", call.model, 499)  # the client went away; the upstream request was cancelled
+            raise
         finally:
             m.in_flight.dec()
         m.request(route, engine.name, call.model, 200)
@@ -216,6 +232,8 @@ class Gateway:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
+            if call.failure is not None:
+                status = call.failure_status
             m.in_flight.dec()
             m.request(route, engine.name, call.model, status)
             m.observe(engine.name, call.model, time.perf_counter() - t0)

@@ -104,41 +104,100 @@ def _string(body: dict[str, Any], name: str) -> None:
         raise _fail(name, "a string", v)
 
 
-def _sampling(body: dict[str, Any], limits: Limits) -> None:
-    """The fields chat and completions share."""
-    model = body.get("model")
-    if not isinstance(model, str) or not 1 <= len(model) <= MODEL_NAME_MAX:
-        raise _fail("model", f"a model name (a string of 1 to {MODEL_NAME_MAX} characters)", model)
+def _max_tokens(body: dict[str, Any], limits: Limits) -> None:
     _int(body, "max_tokens", 1, limits.max_tokens)
+
+
+def _temperature(body: dict[str, Any], _: Limits) -> None:
     _number(body, "temperature", 0, TEMPERATURE_MAX)
+
+
+def _top_p(body: dict[str, Any], _: Limits) -> None:
     _number(body, "top_p", 0, 1, lo_open=True)
+
+
+def _n(body: dict[str, Any], limits: Limits) -> None:
     _int(body, "n", 1, limits.max_n)
+
+
+def _stream(body: dict[str, Any], _: Limits) -> None:
     _bool(body, "stream")
+
+
+def _stream_options(body: dict[str, Any], _: Limits) -> None:
     so = body.get("stream_options")
-    if so is not None:
-        if not isinstance(so, dict):
-            raise _fail("stream_options", 'an object such as {"include_usage": true}', so)
-        if body.get("stream") is not True:
-            raise bad_request("stream_options: only allowed when stream is true", "stream_options")
-        _bool(so, "include_usage", "stream_options.include_usage")
+    if so is None:
+        return
+    if not isinstance(so, dict):
+        raise _fail("stream_options", 'an object such as {"include_usage": true}', so)
+    if body.get("stream") is not True:
+        raise bad_request("stream_options: only allowed when stream is true", "stream_options")
+    _bool(so, "include_usage", "stream_options.include_usage")
+
+
+def _stop(body: dict[str, Any], _: Limits) -> None:
     stop = body.get("stop")
     if (stop is not None and not isinstance(stop, str)) and (
         not isinstance(stop, list) or len(stop) > MAX_STOP or not all(isinstance(s, str) for s in stop)
     ):
         raise _fail("stop", f"a string or a list of at most {MAX_STOP} strings", stop)
+
+
+def _seed(body: dict[str, Any], _: Limits) -> None:
     seed = body.get("seed")
     if seed is not None and not is_int(seed):
         raise _fail("seed", "an integer", seed)
-    _number(body, "presence_penalty", -PENALTY_MAX, PENALTY_MAX)
-    _number(body, "frequency_penalty", -PENALTY_MAX, PENALTY_MAX)
+
+
+def _penalty(name: str) -> Any:
+    def check(body: dict[str, Any], _: Limits) -> None:
+        _number(body, name, -PENALTY_MAX, PENALTY_MAX)
+
+    return check
+
+
+def _user(body: dict[str, Any], _: Limits) -> None:
     _string(body, "user")
+
+
+def _logit_bias(body: dict[str, Any], _: Limits) -> None:
     bias = body.get("logit_bias")
-    if bias is not None:
-        if not isinstance(bias, dict):
-            raise _fail("logit_bias", "an object of token id -> number", bias)
-        for k, v in bias.items():
-            if not (is_number(v) and -LOGIT_BIAS_MAX <= v <= LOGIT_BIAS_MAX):
-                raise _fail(f"logit_bias.{k}", f"a number from -{LOGIT_BIAS_MAX:g} to {LOGIT_BIAS_MAX:g}", v)
+    if bias is None:
+        return
+    if not isinstance(bias, dict):
+        raise _fail("logit_bias", "an object of token id -> number", bias)
+    for k, v in bias.items():
+        if not (is_number(v) and -LOGIT_BIAS_MAX <= v <= LOGIT_BIAS_MAX):
+            raise _fail(f"logit_bias.{k}", f"a number from -{LOGIT_BIAS_MAX:g} to {LOGIT_BIAS_MAX:g}", v)
+
+
+# The fields chat and completions share, each with its rule; only the fields a body has are looked at (in the
+# body's order, so the first bad field reported is the first one the client wrote).
+SAMPLING_RULES: dict[str, Any] = {
+    "max_tokens": _max_tokens,
+    "temperature": _temperature,
+    "top_p": _top_p,
+    "n": _n,
+    "stream": _stream,
+    "stream_options": _stream_options,
+    "stop": _stop,
+    "seed": _seed,
+    "presence_penalty": _penalty("presence_penalty"),
+    "frequency_penalty": _penalty("frequency_penalty"),
+    "user": _user,
+    "logit_bias": _logit_bias,
+}
+
+
+def _sampling(body: dict[str, Any], limits: Limits) -> None:
+    """The fields chat and completions share."""
+    model = body.get("model")
+    if not isinstance(model, str) or not 1 <= len(model) <= MODEL_NAME_MAX:
+        raise _fail("model", f"a model name (a string of 1 to {MODEL_NAME_MAX} characters)", model)
+    for name in body:
+        rule = SAMPLING_RULES.get(name)
+        if rule is not None:
+            rule(body, limits)
 
 
 def _message(i: int, msg: Any) -> None:

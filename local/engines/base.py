@@ -1,9 +1,9 @@
-"""The one interface every engine adapter implements, and the OpenAI response shapes adapters build."""
+"""The one interface every engine adapter implements, and the OpenAI bytes adapters send (built by :mod:`wire`,
+serialised with orjson on the hot path)."""
 
 from __future__ import annotations
 
-import time
-import uuid
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -13,8 +13,26 @@ import orjson
 
 from config.local_section import EngineSpec
 from local.protocol import ChatCompletionRequest, CompletionRequest
+from wire import build
+from wire.errors import error_dict
+from wire.sse import DONE as SSE_DONE
+from wire.validate import message_text
 
-SSE_DONE = b"data: [DONE]\n\n"
+__all__ = [
+    "SSE_DONE",
+    "Call",
+    "Engine",
+    "Result",
+    "chat_messages",
+    "full_response",
+    "new_id",
+    "sse_chunk",
+    "sse_error",
+    "usage",
+]
+
+new_id = build.new_id
+usage = build.usage
 
 
 @dataclass
@@ -33,10 +51,25 @@ class Call:
     # Filled in by a stream as it goes, for the token metrics (exact when the engine reports usage).
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # loop.time() by which the whole request must be answered (the router sets it; inf = none).
+    deadline: float = float("inf")
+    # The adapter asked the engine for a usage chunk the client did not ask for: the router strips it.
+    strip_usage: bool = False
+    # Set when a stream failed after its first byte: the status it counts as, and why.
+    failure_status: int = 0
+    failure: str | None = None
 
     @property
     def stream(self) -> bool:
         return self.request.stream
+
+    @property
+    def n(self) -> int:
+        return self.request.n
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (may be negative)."""
+        return self.deadline - asyncio.get_running_loop().time()
 
 
 @dataclass
@@ -51,8 +84,10 @@ class Result:
 
 
 class Engine(ABC):
-    """An engine adapter. ``complete`` and ``stream`` raise ``EngineError`` for failures the router may fail over
-    (before a stream's first chunk) and ``UpstreamRejected`` for the engine's 4xx answers."""
+    """An engine adapter. ``complete`` and ``stream`` raise ``EngineError`` (a subclass naming the cause) for
+    failures the router may fail over (before a stream's first byte) and ``UpstreamRejected`` for the engine's 4xx
+    answers. A stream that fails later may raise ``EngineError`` too: the router turns it into a final error event
+    and counts it."""
 
     def __init__(self, spec: EngineSpec) -> None:
         self.spec = spec
@@ -61,6 +96,15 @@ class Engine(ABC):
     @property
     def enforces_schema(self) -> bool:
         return self.spec.enforces_schema
+
+    @property
+    def supports_n(self) -> bool:
+        return self.spec.supports_n
+
+    @property
+    def enforces_deadline(self) -> bool:
+        """True when the adapter's own I/O stops at ``call.deadline`` (else the router bounds each read)."""
+        return False
 
     async def start(self) -> None:  # noqa: B027 - optional hook, most adapters need it
         """Open connections / load the model."""
@@ -72,6 +116,15 @@ class Engine(ABC):
     async def ready(self) -> bool:
         """Is the engine reachable and able to serve now?"""
 
+    async def readiness(self) -> tuple[bool, str]:
+        """:meth:`ready` with a word on why not (adapters that can say more override it)."""
+        ok = await self.ready()
+        return ok, "ok" if ok else "not ready"
+
+    def model_info(self) -> dict[str, dict[str, Any]]:
+        """Extra ``/v1/models`` fields per public model name (``max_model_len``), as last seen from the engine."""
+        return {}
+
     @abstractmethod
     async def complete(self, call: Call) -> Result:
         """Answer a non-streaming request."""
@@ -81,40 +134,11 @@ class Engine(ABC):
         """Yield SSE bytes (``data: {...}\\n\\n`` events, ending with ``data: [DONE]``)."""
 
 
-def new_id(kind: str) -> str:
-    return f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}"
-
-
-def usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
 def full_response(
     kind: str, model: str, text: str, finish: str | None, prompt: int, completion: int, rid: str | None = None
 ) -> bytes:
-    """An OpenAI ``chat.completion`` / ``text_completion`` body."""
-    rid = rid or new_id(kind)
-    if kind == "chat":
-        choice: dict[str, Any] = {
-            "index": 0,
-            "message": {"role": "assistant", "content": text},
-            "finish_reason": finish or "stop",
-            "logprobs": None,
-        }
-        obj = "chat.completion"
-    else:
-        choice = {"index": 0, "text": text, "finish_reason": finish or "stop", "logprobs": None}
-        obj = "text_completion"
-    return orjson.dumps(
-        {
-            "id": rid,
-            "object": obj,
-            "created": int(time.time()),
-            "model": model,
-            "choices": [choice],
-            "usage": usage(prompt, completion),
-        }
-    )
+    """An OpenAI ``chat.completion`` / ``text_completion`` body (:func:`wire.build.full_response`) as bytes."""
+    return orjson.dumps(build.full_response(kind, model, text, finish, prompt, completion, rid))
 
 
 def sse_chunk(
@@ -126,38 +150,17 @@ def sse_chunk(
     first: bool = False,
     usage_: dict[str, int] | None = None,
 ) -> bytes:
-    """One SSE event carrying an OpenAI ``chat.completion.chunk`` / ``text_completion`` chunk."""
-    choices: list[dict[str, Any]]
-    if text is None and finish is None:
-        choices = []
-    elif kind == "chat":
-        delta: dict[str, Any] = {"content": text or ""} if text is not None else {}
-        if first:
-            delta["role"] = "assistant"
-        choices = [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
-    else:
-        choices = [{"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}]
-    obj: dict[str, Any] = {
-        "id": rid,
-        "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": choices,
-    }
-    if usage_ is not None:
-        obj["usage"] = usage_
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
+    """One SSE event carrying a stream chunk (:func:`wire.build.chunk`)."""
+    return b"data: " + orjson.dumps(build.chunk(kind, rid, model, text, finish, first, usage_)) + b"\n\n"
 
 
 def sse_error(message: str, type_: str = "upstream_error", code: str | None = None) -> bytes:
-    """The event a stream ends with when its engine fails after the first byte (no failover is possible then)."""
-    return (
-        b"data: " + orjson.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}}) + b"\n\n"
-    )
+    """The event a stream ends with when it fails after the first byte (no failover is possible then)."""
+    return b"data: " + orjson.dumps(error_dict(message, type_, None, code)) + b"\n\n"
 
 
 def chat_messages(call: Call) -> list[dict[str, str]]:
     """Chat messages as plain role/content dicts, plus any retry feedback."""
     assert isinstance(call.request, ChatCompletionRequest)
-    msgs = [{"role": m.role, "content": m.text()} for m in call.request.messages]
+    msgs = [{"role": m.role, "content": message_text({"content": m.content})} for m in call.request.messages]
     return msgs + call.extra_messages

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,11 +20,10 @@ from local.engines.base import (
     full_response,
     new_id,
     sse_chunk,
-    sse_error,
     usage,
 )
-from local.engines.http import check_status, make_session, probe, transport_error
-from local.errors import EngineError
+from local.engines.http import AiohttpResponse, check_status, make_session, send
+from local.errors import EngineBadResponse, EngineError, EngineUnreachable
 from local.protocol import ChatCompletionRequest, CompletionRequest
 
 PATHS = {"chat": "/api/chat", "completion": "/api/generate"}
@@ -39,8 +39,12 @@ class OllamaEngine(Engine):
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            raise EngineError(self.name, 503, "not started")
+            raise EngineUnreachable(self.name, reason="not started")
         return self._session
+
+    @property
+    def enforces_deadline(self) -> bool:
+        return True
 
     async def start(self) -> None:
         self._session = make_session(self.spec)
@@ -51,7 +55,27 @@ class OllamaEngine(Engine):
             self._session = None
 
     async def ready(self) -> bool:
-        return await probe(self.session, "/api/version", self.spec.connect_timeout_s)
+        loop = asyncio.get_running_loop()
+        try:
+            resp = await send(
+                self.spec, self.session, "GET", "/api/version", b"", loop.time() + self.spec.connect_timeout_s
+            )
+        except EngineError:
+            return False
+        try:
+            await resp.read(1 << 16)
+        except EngineError:
+            return False
+        finally:
+            resp.release()
+        return resp.status == 200
+
+    async def _post(self, call: Call, stream: bool) -> AiohttpResponse:
+        resp = await send(
+            self.spec, self.session, "POST", PATHS[call.kind], orjson.dumps(self.payload(call, stream)), call.deadline
+        )
+        await check_status(self.name, resp)
+        return resp
 
     def payload(self, call: Call, stream: bool) -> dict[str, Any]:
         """The native request for an OpenAI request."""
@@ -83,42 +107,33 @@ class OllamaEngine(Engine):
         return str(obj.get("response") or "")
 
     async def complete(self, call: Call) -> Result:
+        resp = await self._post(call, False)
         try:
-            async with self.session.post(PATHS[call.kind], json=self.payload(call, False)) as resp:
-                await check_status(self.spec, resp)
-                raw = await resp.read()
-        except (TimeoutError, aiohttp.ClientError, OSError) as err:
-            raise transport_error(self.spec, err) from err
+            raw = await resp.read()
+        finally:
+            resp.release()
         try:
             data = orjson.loads(raw)
             text = self._piece(call.kind, data)
         except (orjson.JSONDecodeError, AttributeError) as err:
-            raise EngineError(self.name, 502, "answered a body that is not Ollama JSON") from err
+            raise EngineBadResponse(self.name, reason="answered a body that is not Ollama JSON") from err
         finish = "length" if data.get("done_reason") == "length" else "stop"
         p, c = int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0)
         return Result(full_response(call.kind, call.model, text, finish, p, c), text, finish, p, c)
 
     async def stream(self, call: Call) -> AsyncIterator[bytes]:
+        resp = await self._post(call, True)
+        rid, first = new_id(call.kind), True
         try:
-            resp = await self.session.post(PATHS[call.kind], json=self.payload(call, True))
-        except (TimeoutError, aiohttp.ClientError, OSError) as err:
-            raise transport_error(self.spec, err) from err
-        rid, first, include_usage = (
-            new_id(call.kind),
-            True,
-            bool(call.request.stream_options and call.request.stream_options.include_usage),
-        )
-        try:
-            await check_status(self.spec, resp)
-            async for line in resp.content:  # NDJSON: one object per line
+            async for line in resp.lines():  # NDJSON: one object per line
                 if not line.strip():
                     continue
                 try:
                     obj = orjson.loads(line)
                 except orjson.JSONDecodeError as err:
-                    raise EngineError(self.name, 502, f"sent a line that is not JSON: {line[:80]!r}") from err
+                    raise EngineBadResponse(self.name, reason=f"sent a line that is not JSON: {line[:80]!r}") from err
                 if obj.get("error"):
-                    raise EngineError(self.name, 502, f"stream error: {obj['error']}")
+                    raise EngineBadResponse(self.name, reason=f"stream error: {obj['error']}")
                 piece = self._piece(call.kind, obj)
                 if piece or first:
                     yield sse_chunk(call.kind, rid, call.model, piece, first=first)
@@ -128,18 +143,10 @@ class OllamaEngine(Engine):
                     p, c = int(obj.get("prompt_eval_count") or 0), int(obj.get("eval_count") or 0)
                     call.prompt_tokens, call.completion_tokens = p, c
                     yield sse_chunk(call.kind, rid, call.model, "", finish)
-                    if include_usage:
+                    if call.request.include_usage:
                         yield sse_chunk(call.kind, rid, call.model, None, usage_=usage(p, c))
                     yield SSE_DONE
                     return
-            raise EngineError(self.name, 502, "stream ended without a done message")
-        except (TimeoutError, aiohttp.ClientError, OSError, EngineError) as err:
-            e = err if isinstance(err, EngineError) else transport_error(self.spec, err)
-            if first:
-                raise e from None
-            yield sse_error(f"engine {self.name!r} failed mid-stream: {e.reason}", code=e.code)
+            raise EngineBadResponse(self.name, reason="stream ended without a done message")
         finally:
-            if resp.content.at_eof():
-                resp.release()
-            else:
-                resp.close()
+            resp.release()
