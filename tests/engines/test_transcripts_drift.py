@@ -29,11 +29,6 @@ def test_every_scenario_has_a_recording() -> None:
     assert sorted(p.stem for p in DIR.glob("*.json")) == sorted([*SCENARIOS, "metrics"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 11: gateway fix pending (the dashboard queries vllm:gpu_cache_usage_perc)",
-)
 def test_dashboard_queries_only_metrics_real_vllm_exports(vllm: VllmServer) -> None:
     import re
     from pathlib import Path

