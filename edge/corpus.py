@@ -188,6 +188,7 @@ def split_corpus(examples: list[Example], cfg: EdgeDataConfig, seed: int) -> dic
 
     Each (language, label) stratum is shuffled with its own seeded RNG and cut into test, validation, train, so the
     test split is the same whatever ``train_per_language`` is; classes keep their natural balance in every split.
+    ``pool`` holds the training-side texts beyond the cap (unused for fitting; the vocabulary may count them).
 
     Raises:
         EdgeInputError: a language has too few texts for the requested test + validation sizes.
@@ -196,7 +197,7 @@ def split_corpus(examples: list[Example], cfg: EdgeDataConfig, seed: int) -> dic
     for e in examples:
         strata[(e.lang, e.label)].append(e)
     by_lang = Counter(e.lang for e in examples)
-    splits: dict[str, list[Example]] = {"train": [], "validation": [], "test": []}
+    splits: dict[str, list[Example]] = {"train": [], "validation": [], "test": [], "pool": []}
     for (lang, label), rows in sorted(strata.items()):
         rows = sorted(rows, key=lambda e: text_key(e.text))
         random.Random(f"{seed}/{lang}/{label}").shuffle(rows)  # noqa: S311 - a reproducible split, not a secret
@@ -208,11 +209,11 @@ def split_corpus(examples: list[Example], cfg: EdgeDataConfig, seed: int) -> dic
                 f"{cfg.test_per_language} test + {cfg.validation_per_language} validation"
             )
         train = rows[n_test + n_val :]
-        if cfg.train_per_language is not None:
-            train = train[: round(cfg.train_per_language * share)]
+        cap = len(train) if cfg.train_per_language is None else round(cfg.train_per_language * share)
         splits["test"] += rows[:n_test]
         splits["validation"] += rows[n_test : n_test + n_val]
-        splits["train"] += train
+        splits["train"] += train[:cap]
+        splits["pool"] += train[cap:]
     for name, rows in splits.items():
         random.Random(f"{seed}/{name}").shuffle(rows)  # noqa: S311 - interleave languages and classes
     return splits

