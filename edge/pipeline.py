@@ -516,7 +516,13 @@ def _service_set(ctx: Context) -> list[Example]:
     if ctx.cfg.service_path is None:
         return []
     data = ctx.cfg.data.model_copy(update={"path": ctx.cfg.service_path})
-    return load_examples(data, ctx.root)
+    path = data_path(data, ctx.root)
+    if not path.is_file():
+        raise EdgeInputError(f"edge.service_path: {path} does not exist (a .jsonl file, or null to skip)")
+    try:
+        return load_examples(data, ctx.root)
+    except EdgeInputError as err:
+        raise EdgeInputError(f"edge.service_path: {err}") from None
 
 
 def _data_summary(st: State) -> dict[str, Any]:
@@ -603,15 +609,24 @@ def _publish(ctx: Context, st: State) -> dict[str, Path]:
 
     mobile = out / "mobile"
     mobile.mkdir(exist_ok=True)
-    shutil.copy2(st.dirs["tokenizer"] / "vocab.txt", mobile / "vocab.txt")
+    tok_dir = st.dirs["tokenizer"]
+    shutil.copy2(tok_dir / "tokenizer.json", mobile / "tokenizer.json")
+    wordpiece = (tok_dir / "vocab.txt").is_file()
+    if wordpiece:  # the Kotlin/Swift snippets implement WordPiece over vocab.txt
+        shutil.copy2(tok_dir / "vocab.txt", mobile / "vocab.txt")
     labels = ctx.cfg.data.labels
     (mobile / "labels.json").write_text(json.dumps(labels, ensure_ascii=False), encoding="utf-8")
     tfl = st.artifacts.get("tflite_int8") or st.artifacts.get("tflite_fp32")
     meta = {
         "max_seq_len": ctx.cfg.max_seq_len,
-        "lowercase": True,
-        "strip_accents": True,
-        "special_tokens": {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]"},
+        # WordPiece: the bundled Kotlin/Swift tokenizers read vocab.txt. Unigram (the e5 teacher's SentencePiece
+        # vocabulary): tokenizer.json holds pieces + scores; the snippets do not implement it yet (docs/EDGE.md).
+        "tokenizer": "wordpiece" if wordpiece else "unigram",
+        "lowercase": wordpiece,
+        "strip_accents": wordpiece,
+        "special_tokens": {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]"}
+        if wordpiece
+        else {"pad": "<pad>", "unk": "<unk>", "cls": "<s>", "sep": "</s>"},
         "tflite_model": tfl.name if tfl else None,
         "tflite_inputs": st.tflite_inputs,
         "tflite_output": tflite_signature(tfl)[1][0] if tfl else None,

