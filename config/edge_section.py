@@ -139,9 +139,9 @@ class EdgeStudentConfig(Section):
     num_layers: PositiveInt | None = Field(default=None, description="None = half the teacher's layers")
     temperature: float = Field(default=2.0, gt=0)
     alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="weight of the soft-target KL loss")
-    freeze_layers: int = Field(default=3, ge=0, description="embeddings + this many lower student layers frozen")
-    epochs: PositiveInt = 2
-    learning_rate: float = Field(default=1e-4, gt=0)
+    freeze_layers: int = Field(default=4, ge=0, description="embeddings + this many lower student layers frozen")
+    epochs: PositiveInt = 1
+    learning_rate: float = Field(default=2e-4, gt=0)
     batch_size: PositiveInt = 32
 
 

@@ -79,3 +79,35 @@ def tiny_run(tiny_dir: Path) -> tuple[EdgeConfig, dict[str, Any]]:
     cfg = tiny_config(tiny_dir)
     report = run_pipeline(Context(cfg, ROOT, Console(stderr=True, quiet=True)))
     return cfg, report
+
+
+#: A slice of the real pipeline: the downloaded corpus, e5-small cut to 2 layers, a 1-layer student, ONNX only.
+#: Too small to learn (80 training texts); it checks the plumbing end to end, the default run checks accuracy.
+REAL_SLICE: dict[str, Any] = {
+    "data": {"train_per_language": 40, "test_per_language": 20, "validation_per_language": 10},
+    "teacher": {
+        "pretrained_layers": 2,
+        "vocab_size": 1500,
+        "vocab_texts_per_language": 150,
+        "freeze_layers": 1,
+        "epochs": 1,
+        "learning_rate": 2e-4,
+        "batch_size": 16,
+    },
+    "student": {"num_layers": 1, "freeze_layers": 0, "epochs": 1, "batch_size": 16},
+    "variants": ["onnx_fp32", "onnx_int8"],
+    "latency_warmup": 1,
+    "latency_runs": 3,
+    "accuracy_gate_points": 100.0,
+    "int8_min_agreement": 0.0,
+    "accuracy_floors": {"en": 0.0, "zh": 0.0},
+    "service_accuracy_floor": 0.0,
+}
+
+
+@pytest.fixture(scope="session")
+def real_slice_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[EdgeConfig, dict[str, Any]]:
+    """The real-data slice, run once per session; returns ``(config, report)``."""
+    tmp = tmp_path_factory.mktemp("edge-real")
+    cfg = EdgeConfig.model_validate({**REAL_SLICE, "out_dir": str(tmp / "out"), "cache_dir": str(tmp / "cache")})
+    return cfg, run_pipeline(Context(cfg, ROOT, Console(stderr=True, quiet=True)))
