@@ -57,7 +57,7 @@ diff: setup ## cdk diff against the deployed stacks (needs AWS credentials)
 	$(CDK) diff -c env=$(ENV) --output cdk.out/$(ENV)
 
 deploy: setup ## cdk deploy for ENV (needs AWS credentials and `cdk bootstrap`)
-	$(CDK) deploy --all -c env=$(ENV) --output cdk.out/$(ENV) --require-approval broadening
+	$(CDK) deploy --all -c env=$(ENV) --output cdk.out/$(ENV) --require-approval broadening --outputs-file cdk.out/$(ENV)-outputs.json
 
 review: synth ## write cdk.out/REVIEW.md for an ops reviewer (resources, IAM, nag, scaling, cost, changes)
 	$(PY) -m stacks.review --env $(ENV) --assembly cdk.out/$(ENV) --out cdk.out/REVIEW.md

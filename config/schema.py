@@ -16,6 +16,7 @@ from config.base import Section
 from config.edge_section import EdgeConfig
 from config.instances import instance_table
 from config.local_section import LocalConfig
+from config.network_section import NetworkConfig, private_path_problems
 from config.router_section import RouterConfig
 from config.sizing import fits, required_gib, suggest_instances, suggest_precisions, usable_gib
 
@@ -235,10 +236,21 @@ class DeploymentConfig(Section):
     local: LocalConfig = LocalConfig()
     router: RouterConfig = RouterConfig()
     edge: EdgeConfig = EdgeConfig()
+    network: NetworkConfig = NetworkConfig()
 
     @property
     def endpoint_name(self) -> str:
         return self.endpoint.name or f"llm-{self.environment}-{self.model.name}"[:63].rstrip("-")
+
+    @model_validator(mode="after")
+    def _private_path(self) -> DeploymentConfig:
+        r = self.router
+        problems = private_path_problems(
+            self.environment, self.network, r.local_url, r.enabled and self.endpoint.enabled, r.vpc.enabled
+        )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _model_fits_instance(self) -> DeploymentConfig:

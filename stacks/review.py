@@ -2,7 +2,7 @@
 
     python -m stacks.review --env prod --assembly cdk.out/prod --out cdk.out/REVIEW.md
 
-Per stack: resources, every IAM statement per role, cdk-nag and cfn-lint results (with each acknowledgement's
+The data paths between the premises and AWS (stacks/data_paths.py). Per stack: resources, every IAM statement per role, cdk-nag and cfn-lint results (with each acknowledgement's
 reason), the scaling behaviour in words, a monthly cost range, and what changed since the previous review.
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 from config import ConfigError, DeploymentConfig, load_config
 from config.atomic import write_text_atomic
 from config.instances import instance_table
+from stacks.data_paths import data_paths_section
 
 HOURS_PER_MONTH = 730
 Template = dict[str, Any]
@@ -158,6 +159,7 @@ def build_review(cfg: DeploymentConfig, assembly: Path, previous: Path | None) -
         "## Monthly cost range",
         *[f"- {line}" for line in cost_lines(cfg)],
         "",
+        *data_paths_section(cfg, assembly),
         "## Checks",
         f"- cdk-nag (AwsSolutions, HIPAA Security): {unacked} unacknowledged findings.",
         "- cfn-lint: " + ("not run" if lint is None else f"{len(lint)} findings (errors + warnings)"),
