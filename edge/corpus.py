@@ -150,13 +150,14 @@ def merge(records: list[Record]) -> tuple[list[Example], CorpusStats]:
     for k in sorted(groups):
         rs = groups[k]
         labels = {r.label for r in rs}
+        label = next(iter(labels))
         if None in labels:
             neutral += 1
-        elif len(labels) > 1:
+        elif len(labels) > 1 or label is None:
             conflict += 1
         else:
             first = rs[0]
-            kept.append(Example(first.text, int(labels.pop()), first.lang, "+".join(sorted({r.source for r in rs}))))
+            kept.append(Example(first.text, label, first.lang, "+".join(sorted({r.source for r in rs}))))
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"negative": 0, "positive": 0})
     for e in kept:
         counts[e.lang]["positive" if e.label == POS else "negative"] += 1

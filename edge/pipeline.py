@@ -515,14 +515,16 @@ def _service_set(ctx: Context) -> list[Example]:
     """
     if ctx.cfg.service_path is None:
         return []
-    data = ctx.cfg.data.model_copy(update={"path": ctx.cfg.service_path})
+    data = ctx.cfg.data.model_copy(
+        update={"path": ctx.cfg.service_path, "text_column": "text", "label_column": "label", "limit": None}
+    )
     path = data_path(data, ctx.root)
     if not path.is_file():
         raise EdgeInputError(f"edge.service_path: {path} does not exist (a .jsonl file, or null to skip)")
     try:
         return load_examples(data, ctx.root)
     except EdgeInputError as err:
-        raise EdgeInputError(f"edge.service_path: {err}") from None
+        raise EdgeInputError(f"edge.service_path: {err} (set edge.service_path: null for another task)") from None
 
 
 def _data_summary(st: State) -> dict[str, Any]:

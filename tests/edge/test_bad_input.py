@@ -62,7 +62,9 @@ def test_custom_columns_are_accepted(tmp_path: Path) -> None:
     f = tmp_path / "d.csv"
     f.write_text("review,stars\n" + "".join(f"r{i},{'pos' if i % 2 else 'neg'}\n" for i in range(40)), encoding="utf-8")
     cfg = tiny_config(
-        tmp_path, data={"path": str(f), "text_column": "review", "label_column": "stars", "labels": ["neg", "pos"]}
+        tmp_path,
+        data={"path": str(f), "text_column": "review", "label_column": "stars", "labels": ["neg", "pos"]},
+        service_path=None,  # the shipped service set is negative/positive sentiment, not this task
     )
     report = run_pipeline(Context(cfg, ROOT, Console(quiet=True)), until="data")
     assert report == {}
