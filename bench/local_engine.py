@@ -16,6 +16,15 @@ check the script.
 
     python -m bench.local_engine            # on the GPU machine
     python -m bench.local_engine --tiny     # anywhere, ~1 min
+
+``--quant-compare`` (CUDA + bitsandbytes) instead serves a 7B-shaped Llama (hidden 4096, 32 layers, 32 heads,
+MLP 11008, vocab 32000, random weights) through the engine twice, bf16 and bitsandbytes NF4 (``load_in_4bit``, the
+reference guide's configuration), side by side: weight memory, peak memory, tokens/s at concurrency 1 and
+``--requests`` (64), TTFT, and whether decode ran compiled. NF4 runs eager by default (the engine does not compile a
+4-bit model: the reason is logged); ``--try-nf4-compile`` adds a row that asks for compile and records the fallback if
+it fails. Writes the JSON to ``--out``.
+
+    python -m bench.local_engine --quant-compare --out /tmp/out/quant.json
 """
 
 from __future__ import annotations
@@ -62,6 +71,7 @@ class ModelShape:
 
 
 FULL = ModelShape(vocab=32000, hidden=2048, intermediate=5632, layers=16, heads=32, kv_heads=4)
+SEVEN_B = ModelShape(vocab=32000, hidden=4096, intermediate=11008, layers=32, heads=32, kv_heads=32)
 TINY = ModelShape(vocab=1000, hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2)
 
 
@@ -455,6 +465,117 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
+# ---- bf16 vs NF4 ------------------------------------------------------------------------------------------------
+def quant_preflight() -> str | None:
+    """Why ``--quant-compare`` cannot run here (None when it can)."""
+    import importlib.util
+
+    if not torch.cuda.is_available():
+        return "--quant-compare needs a CUDA GPU (bitsandbytes NF4 kernels are CUDA-only); torch sees none"
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return "--quant-compare needs bitsandbytes (pip install bitsandbytes==0.50.2, a manylinux wheel)"
+    return None
+
+
+def _weight_bytes(model: Any) -> int:
+    """Bytes held by parameters and buffers (bitsandbytes' packed uint8 storage counts as what it is)."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+async def _quant_variant(
+    name: str, model_dir: Path, args: argparse.Namespace, prompts: list[str], offsets: list[float], **overrides: Any
+) -> dict[str, Any]:
+    device = torch.device("cuda")
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    settings = EmbeddedSettings(
+        model_dir=model_dir,
+        device="cuda",
+        max_batch_size=args.requests,
+        max_input_tokens=args.prompt_tokens,
+        max_new_tokens_limit=args.new_tokens,
+        **overrides,
+    )
+    engine = EmbeddedEngine(settings)
+    started = time.perf_counter()
+    await engine.start()
+    model = engine._model
+    row: dict[str, Any] = {
+        "variant": name,
+        "load_in_4bit": settings.load_in_4bit,
+        "compile_requested": settings.compile,
+        "compiled": engine.compiled,
+        "compile_error": engine.compile_error,
+        "start_s": round(time.perf_counter() - started, 1),
+        "weight_gib": round(_weight_bytes(model) / 2**30, 3),
+        "allocated_after_start_gib": round((torch.cuda.memory_allocated(device) - base) / 2**30, 3),
+    }
+    await run_engine(engine, prompts, [0.0] * len(prompts), 8, False, f"{name} warm-up")
+    k = min(args.naive_requests, len(prompts))
+    row["c1"] = await run_engine_sequential(engine, prompts[:k], args.new_tokens, f"{name} c=1")
+    row[f"c{args.requests}"] = await run_engine(
+        engine, prompts, offsets, args.new_tokens, False, f"{name} c={args.requests}", args.rounds
+    )
+    row["peak_gib"] = round((torch.cuda.max_memory_allocated(device) - base) / 2**30, 3)
+    await engine.stop()
+    del engine, model
+    torch.cuda.empty_cache()
+    return row
+
+
+async def main_quant(args: argparse.Namespace) -> dict[str, Any]:
+    """bf16 vs NF4 on the 7B-shaped model, one run."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    shape = SEVEN_B
+    device = torch.device("cuda")
+    print("building the 7B-shaped random model (once; ~13 GB on disk) ...", flush=True)
+    model_dir = build_model(OUT_DIR / "bench-model-7b", shape, device, torch.bfloat16)
+    prompts = make_prompts(args.requests, args.prompt_tokens, shape.vocab)
+    offsets = arrivals(args.requests, args.spread)
+    variants: list[tuple[str, dict[str, Any]]] = [("bf16", {}), ("nf4", {"load_in_4bit": True})]
+    if args.try_nf4_compile:
+        variants.append(("nf4 compile=on", {"load_in_4bit": True, "compile": "on"}))
+    rows = []
+    for name, overrides in variants:
+        try:
+            rows.append(await _quant_variant(name, model_dir, args, prompts, offsets, **overrides))
+        except Exception as exc:  # one variant failing must not lose the others' numbers
+            rows.append({"variant": name, "error": f"{type(exc).__name__}: {exc}"[:2000]})
+        print(json.dumps(rows[-1], indent=2), flush=True)
+    import bitsandbytes
+
+    record = {
+        "command": "python -m bench.local_engine " + " ".join(args.argv),
+        "machine": {
+            "device": torch.cuda.get_device_name(device),
+            "torch": torch.__version__,
+            "transformers": __import__("transformers").__version__,
+            "bitsandbytes": bitsandbytes.__version__,
+        },
+        "model": asdict(shape),
+        "prompt_tokens": args.prompt_tokens,
+        "new_tokens": args.new_tokens,
+        "requests": args.requests,
+        "variants": rows,
+    }
+    head = f"{'variant':<18}{'weights GiB':>12}{'peak GiB':>10}{'c=1 tok/s':>11}{'c=N tok/s':>11}{'TTFT p50':>10}{'compiled':>9}"
+    print(head)
+    for r in rows:
+        if "error" in r:
+            print(f"{r['variant']:<18} failed: {r['error'][:100]}")
+            continue
+        many = r[f"c{args.requests}"]
+        print(
+            f"{r['variant']:<18}{r['weight_gib']:>12}{r['peak_gib']:>10}{r['c1']['tokens_per_s']:>11}"
+            f"{many['tokens_per_s']:>11}{many['ttft_p50_ms']:>10}{r['compiled']!s:>9}"
+        )
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--tiny", action="store_true", help="tiny model on CPU (script check)")
@@ -467,9 +588,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
     ap.add_argument("--single-bucket", action="store_true", help="one attention-length bucket (one compile)")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "local_engine.json")
+    ap.add_argument("--quant-compare", action="store_true", help="7B-shaped model, bf16 vs NF4 (CUDA + bitsandbytes)")
+    ap.add_argument("--try-nf4-compile", action="store_true", help="with --quant-compare: also NF4 with compile=on")
     args = ap.parse_args(argv)
     args.argv = argv if argv is not None else __import__("sys").argv[1:]
-    record = asyncio.run(main_async(args))
+    if args.quant_compare:
+        problem = quant_preflight()
+        if problem:
+            print(f"error: {problem}", file=__import__("sys").stderr)
+            return 2
+    record = asyncio.run(main_quant(args) if args.quant_compare else main_async(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -1,6 +1,8 @@
 """Router benchmark: decision latency at 256 B / 4 KB / 64 KB, cold import time, quality on the dev set.
 
-``python -m bench.router`` prints a table and writes ``bench/out/router.json``.
+``python -m bench.router`` prints a table and writes ``bench/out/router.json``. ``--decision-only`` prints only the
+decision latencies as one JSON line (standard library only), so the same script can time an older ``router/``
+checked out next to it (see docs/benchmarks/router.md for the side-by-side command).
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tqdm import tqdm
+try:
+    from tqdm import tqdm
+except ImportError:  # the decision benchmark also runs on a bare machine with only the standard library
+
+    def tqdm(it, **_kw):
+        return it
+
 
 from router import complexity
 from router.handler import Router
@@ -61,7 +69,9 @@ def prompt(size: int, kind: str = "mixed") -> str:
 def decision_latency(router: Router, kind: str) -> dict[str, dict[str, float]]:
     out = {}
     for label, size in tqdm(SIZES.items(), desc=f"decision latency ({kind})"):
-        req = parse_request(json.dumps({"messages": [{"role": "user", "content": prompt(size, kind)}]}).encode())
+        req = parse_request(
+            json.dumps({"model": "bank-bot", "messages": [{"role": "user", "content": prompt(size, kind)}]}).encode()
+        )
         for _ in range(20):
             router.decide(req)
         samples = []
@@ -92,7 +102,7 @@ def _p50_us(fn: Callable[[], object], runs: int) -> float:
 def stage_breakdown(router: Router, kind: str, label: str = "4KB") -> dict[str, float]:
     """p50 of each stage of ``Router.decide`` on one prompt: where the time goes."""
     text = prompt(SIZES[label], kind)
-    req = parse_request(json.dumps({"messages": [{"role": "user", "content": text}]}).encode())
+    req = parse_request(json.dumps({"model": "bank-bot", "messages": [{"role": "user", "content": text}]}).encode())
     view = TextView.of(text)
     words = shared_lexicon().words(view)
     runs = RUNS[label]
@@ -141,6 +151,9 @@ def quality() -> dict[str, float]:
 
 def main() -> None:
     router = Router(Settings())
+    if "--decision-only" in sys.argv[1:]:
+        print(json.dumps({kind: decision_latency(router, kind) for kind in BASES}))
+        return
     lat = {kind: decision_latency(router, kind) for kind in BASES}
     stages = {kind: stage_breakdown(router, kind) for kind in tqdm(BASES, desc="stages at 4 KB")}
     imp = import_time_ms()

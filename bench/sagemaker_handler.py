@@ -9,8 +9,10 @@ Phases (each after a warm-up, all through inference.serve's HTTP server on 127.0
                         we do, to compare handlers rather than devices.
   ours/serial           our handler, N concurrent single-prompt requests, one at a time (--serial: a TorchServe worker)
   ours/list             our handler, one request holding all N prompts (one generate)
-  ours/concurrent       our handler, N concurrent single-prompt requests coalesced by the micro-batcher
+  ours/concurrent       our handler, N concurrent single-prompt requests meeting in the core's continuous batch
   ours/shared-W-workers ENGINE_MODE=shared: W serial workers (as TorchServe runs them; threads here) feeding one engine
+Our handler is the generation core (local/embedded: static KV cache, compiled decode with CUDA graphs on the GPU)
+behind the toolkit functions; "generate_batch_sizes" are the sequences per decode step.
 Every request asks for exactly --new-tokens tokens (min_new_tokens = max_new_tokens), so token counts match.
 Writes bench/out/sagemaker_handler.json and prints a table with ratios to the reference.
 """
@@ -140,7 +142,7 @@ class Server:
         self.httpd.server_close()
 
 
-def post(port: int, payload: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+def post(port: int, payload: dict[str, Any]) -> tuple[float, Any]:
     body = json.dumps(payload).encode()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     t0 = time.perf_counter()
@@ -154,7 +156,9 @@ def post(port: int, payload: dict[str, Any]) -> tuple[float, dict[str, Any]]:
     return elapsed, json.loads(data)
 
 
-def _tokens(result: dict[str, Any]) -> int:
+def _tokens(result: dict[str, Any] | list[dict[str, Any]]) -> int:
+    if isinstance(result, list):  # a list of inputs answers one object per input
+        return sum(int(r.get("completion_tokens", 0)) for r in result)
     n = result.get("completion_tokens", 0)
     return sum(n) if isinstance(n, list) else int(n)
 
@@ -237,18 +241,26 @@ def run_shared_workers(
         ports = [s.port for s in servers]
         run_concurrent(ports, prompts, params, "warm-up shared")
         owner = apps[0].model
-        owner.batcher.batch_sizes.clear()
+        core = owner.engine.engine  # the owner's EmbeddedEngine (the others hold a socket client)
+        core.decode_batch_sizes(clear=True)
         _reset_peak()
         row = best_of(args.repeats, lambda: run_concurrent(ports, prompts, params, "ours shared"))
         row["peak_gpu_gib"] = _peak_gib()
-        row["generate_batch_sizes"] = list(owner.batcher.batch_sizes)
+        row["generate_batch_sizes"] = _size_summary(core.decode_batch_sizes())
         for s in servers:
             s.close()
-        owner.engine_server.close()
+        owner.close()
         return row
     finally:
         os.environ["ENGINE_MODE"] = "local"
         shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def _size_summary(sizes: list[int]) -> dict[str, Any]:
+    """Sequences per decode step: the batch the continuous batcher actually ran."""
+    if not sizes:
+        return {"steps": 0}
+    return {"steps": len(sizes), "max": max(sizes), "mean": round(statistics.fmean(sizes), 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,7 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     # Our handler: loaded once by model_fn, shared by the serial and the threaded server.
     ours = ContainerApp(model_dir, serial=False)
     handler = ours.model
-    weight_bytes = sum(p.numel() * p.element_size() for p in handler.model.parameters())
+    core = handler.engine.engine  # the EmbeddedEngine behind the toolkit functions
+    loaded = core._model
+    weight_bytes = sum(p.numel() * p.element_size() for p in loaded.parameters())
+    params_count = sum(p.numel() for p in loaded.parameters())
     serial = None if args.skip_ours_serial else ContainerApp(model_dir, serial=True, module=ours.module, model=handler)
     srv = Server(ours)
     post(srv.port, {"inputs": prompts, "parameters": params})  # warm-up: the full batch shape once
@@ -316,19 +331,20 @@ def main(argv: list[str] | None = None) -> int:
     rows["ours/list"] = best_of(args.repeats, lambda: run_list(srv.port, prompts, params))
     rows["ours/list"]["peak_gpu_gib"] = _peak_gib()
     _reset_peak()
-    handler.batcher.batch_sizes.clear()
+    core.decode_batch_sizes(clear=True)
     rows["ours/concurrent"] = best_of(
         args.repeats, lambda: run_concurrent(srv.port, prompts, params, "ours concurrent")
     )
     rows["ours/concurrent"]["peak_gpu_gib"] = _peak_gib()
-    rows["ours/concurrent"]["generate_batch_sizes"] = list(handler.batcher.batch_sizes)
+    rows["ours/concurrent"]["generate_batch_sizes"] = _size_summary(core.decode_batch_sizes())
     srv.close()
-    params_count = sum(p.numel() for p in handler.model.parameters())
     dtype = str(handler.dtype)
     limits = handler.limits
+    compiled = core.compiled
     if args.shared_workers > 1:
         # Free our local-mode copy first so the peak below is the shared engine's alone.
-        ours.model = handler = None
+        handler.close()
+        ours.model = handler = core = loaded = None
         if serial is not None:
             serial.model = None
         gc.collect()
@@ -359,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": {"size": args.size, "params": params_count},
         "prompts": args.prompts,
         "new_tokens": args.new_tokens,
-        "batch_window_ms": limits.batch_window_ms,
-        "batch_max_wait_ms": limits.batch_max_wait_ms,
+        "max_batch_size": limits.max_batch_size,
+        "compiled_decode": compiled,
         "floor": floor,
         "rows": rows,
     }

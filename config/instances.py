@@ -24,6 +24,7 @@ class InstanceType:
     memory_gib: float
     nvme: bool
     usd_per_hour: float
+    bf16: bool = False
 
     @property
     def total_gpu_memory_gib(self) -> float:
@@ -51,7 +52,11 @@ class InstanceTable:
 def instance_table(path: Path = INSTANCES_FILE) -> InstanceTable:
     """Load (once) and return the instance table."""
     raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
-    instances = {name: InstanceType(name=name, **facts) for name, facts in raw["instances"].items()}
+    bf16_gpus = set(raw["bf16_gpus"])
+    instances = {
+        name: InstanceType(name=name, **facts, bf16=facts["gpu"] in bf16_gpus)
+        for name, facts in raw["instances"].items()
+    }
     return InstanceTable(
         instances=instances,
         source_specs=raw["source_specs"],

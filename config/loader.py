@@ -82,6 +82,17 @@ def load_config(env: str, config_dir: Path = CONFIG_DIR) -> DeploymentConfig:
     return cfg
 
 
+def with_engine(cfg: DeploymentConfig, engine: str, source: str = "-c engine") -> DeploymentConfig:
+    """``cfg`` with ``endpoint.engine`` replaced (``cdk synth -c engine=lmi``), validated again as a whole.
+
+    Raises:
+        ConfigError: the engine is unknown or the config does not hold with it (e.g. the model does not fit).
+    """
+    data = cfg.model_dump(exclude_unset=True)
+    data.setdefault("endpoint", {})["engine"] = engine
+    return parse_config(data, source)
+
+
 def update_config_value(path: Path, dotted: str, value: str) -> None:
     """Set one scalar in a config file atomically (used by `make upload` to record the artifact key).
 

@@ -7,13 +7,15 @@ Every field has a default so a config file without ``local:`` still validates. E
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from pathlib import PurePath
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from config.base import Section
+from config.kubernetes_section import KubernetesConfig
 
-EngineKind = Literal["vllm", "sglang", "ollama", "embedded"]
+EngineKind = Literal["vllm", "sglang", "ollama", "embedded", "sagemaker"]
 Role = Literal["default", "structured"]
 Profile = Literal["embedded", "gpu", "dev", "custom"]
 ENGINE_NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,31}$"
@@ -21,10 +23,21 @@ MODEL_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 SHA256_RE = r"^[0-9a-f]{64}$"
 TINY_MODEL_DIR = "local/.models/tiny-smoke-test-gpt2"
 TINY_MODEL_NAME = "tiny-smoke-test-gpt2"
+# The real default model: SmolLM2-135M-Instruct converted from a pinned wheel (model_packages/real_model.py).
+DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+DEFAULT_MODEL_DIR = f"local/.models/{DEFAULT_MODEL_NAME}"
 # Kinds whose server enforces response_format itself (guided decoding / Ollama ``format``).
 SCHEMA_ENFORCING_KINDS: frozenset[str] = frozenset({"vllm", "sglang", "ollama"})
 
 ModelName = Annotated[str, Field(pattern=MODEL_NAME_RE)]
+
+
+def model_name_from_dir(model_dir: str) -> str:
+    """The name a model directory (or hub id) is served under: its last path component.
+
+    ``/models/Qwen2.5-0.5B-Instruct`` -> ``Qwen2.5-0.5B-Instruct``; ``Qwen/Qwen2.5-0.5B-Instruct`` -> the same.
+    """
+    return PurePath(model_dir.rstrip("/")).name or model_dir
 
 
 class EngineSpec(Section):
@@ -33,7 +46,9 @@ class EngineSpec(Section):
     name: str = Field(pattern=ENGINE_NAME_RE, description="unique engine name used in metrics and error messages")
     kind: EngineKind
     base_url: str | None = Field(default=None, description="http(s)://host:port of the engine; not for embedded")
-    models: list[ModelName] = Field(min_length=1, description="public model names this engine serves")
+    models: list[ModelName] = Field(
+        min_length=1, description="public model names this engine serves (embedded: defaults to model_dir's name)"
+    )
     upstream_models: dict[str, str] = Field(
         default_factory=dict, description="public model name -> the engine's own name, when they differ"
     )
@@ -43,15 +58,32 @@ class EngineSpec(Section):
     read_timeout_s: float = Field(default=120.0, gt=0, le=3600, description="max wait between two upstream reads")
     max_connections: int = Field(default=512, ge=1, le=65536)
     # embedded only
-    model_dir: str = Field(default=TINY_MODEL_DIR, description="embedded: model directory or hub id")
+    model_dir: str = Field(default=DEFAULT_MODEL_DIR, description="embedded: model directory or hub id")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     load_in_4bit: bool = Field(default=False, description="embedded: bitsandbytes 4-bit (GPU only)")
     max_batch_size: int = Field(default=16, ge=1, le=1024)
-    # The KV cache holds max_input_tokens + max_new_tokens per sequence; the default fits the smoke-test model's
-    # 1024 positions. Raise both for a real model.
+    # The KV cache holds max_input_tokens + max_new_tokens per sequence; the default fits every model we ship (the
+    # smoke-test model has 1024 positions, SmolLM2 8192). Raise both for long prompts on a real model.
     max_input_tokens: int = Field(default=768, ge=1, le=131_072, description="embedded: longest prompt accepted")
     max_new_tokens: int = Field(default=256, ge=1, le=131_072, description="embedded: cap on max_tokens")
+    # sagemaker only (credentials: the standard boto3 chain; base_url: optional runtime URL of a VPC endpoint)
+    endpoint_name: str | None = Field(
+        default=None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", description="sagemaker: the endpoint's name"
+    )
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="sagemaker: region")
+    endpoint_engine: Literal["handler", "lmi"] = Field(
+        default="lmi", description="sagemaker: the endpoint's endpoint.engine (lmi streams tokens; handler buffers)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embedded_name(cls, data: Any) -> Any:
+        # An embedded engine is served under its model's own name unless ``models`` says otherwise, so pointing
+        # ``model_dir`` at another model is one line and never serves it under the previous model's name.
+        if isinstance(data, dict) and data.get("kind") == "embedded" and not data.get("models"):
+            data = {**data, "models": [model_name_from_dir(str(data.get("model_dir") or DEFAULT_MODEL_DIR))]}
+        return data
 
     @field_validator("base_url")
     @classmethod
@@ -62,7 +94,12 @@ class EngineSpec(Section):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> EngineSpec:
-        if self.kind != "embedded" and not self.base_url:
+        if self.kind == "sagemaker":
+            if not self.endpoint_name:
+                raise ValueError("endpoint_name: required for a sagemaker engine (the SageMaker endpoint's name)")
+        elif self.endpoint_name or self.region:
+            raise ValueError("endpoint_name: only for a sagemaker engine")
+        if self.kind not in ("embedded", "sagemaker") and not self.base_url:
             raise ValueError(f"base_url: required for a {self.kind} engine (e.g. http://127.0.0.1:8000)")
         if self.kind == "embedded" and self.base_url:
             raise ValueError("base_url: an embedded engine runs in the gateway process; remove base_url")
@@ -112,7 +149,10 @@ class LocalConfig(Section):
     ollama_url: str = "http://127.0.0.1:11434"
     ollama_model: str = Field(default="llm-deploy", description="the Ollama model (see local/ollama/Modelfile)")
     vllm_model: str = Field(default="default", description="--served-model-name of vLLM and SGLang in compose")
-    embedded: EngineSpec = EngineSpec(name="embedded", kind="embedded", models=[TINY_MODEL_NAME])
+    embedded: EngineSpec = Field(
+        default=EngineSpec(name="embedded", kind="embedded", models=[DEFAULT_MODEL_NAME]),
+        description="profile embedded: the in-process engine; `embedded: {model_dir: DIR}` serves DIR as its name",
+    )
     engines: list[EngineSpec] = Field(default_factory=list, description="profile custom: the engines")
     keys: list[KeySpec] = Field(default_factory=list)
     api_keys_file: str | None = Field(default=None, description="file with one key (or sha256:<hex>) per line")
@@ -121,6 +161,16 @@ class LocalConfig(Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1_048_576)
     structured_retries: int = Field(default=2, ge=0, le=10, description="re-asks when output fails its schema")
     default_max_tokens: int = Field(default=256, ge=1, le=1_000_000)
+    kubernetes: KubernetesConfig = Field(
+        default_factory=KubernetesConfig, description="`make k8s` (docs/KUBERNETES.md)"
+    )
+
+    @field_validator("embedded", mode="before")
+    @classmethod
+    def _embedded_defaults(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {"name": "embedded", "kind": "embedded", **v}
+        return v
 
     @field_validator("vllm_url", "sglang_url", "ollama_url")
     @classmethod
@@ -139,6 +189,14 @@ class LocalConfig(Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"engines: duplicate engine names {dupes}")
+        return self
+
+    @model_validator(mode="after")
+    def _kubernetes_engines(self) -> LocalConfig:
+        try:
+            self.kubernetes.check_engines({e.name: e.kind for e in self.resolved_engines()})
+        except ValueError as err:
+            raise ValueError(f"kubernetes.{err}") from None
         return self
 
     def resolved_engines(self) -> list[EngineSpec]:

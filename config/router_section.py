@@ -7,11 +7,12 @@ The CDK hybrid stack turns these values into the Lambda's environment variables 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from config.base import Section
+from router.limits import DEFAULT_ALLOW_ROUTE_HINT, DEFAULT_POLICY, LIMITS, Bound
 
 Policy = Literal["local_only", "redact_to_cloud"]
 Target = Literal["local", "cloud"]
@@ -43,6 +44,16 @@ LOG_RETENTION_DAYS = (
 )
 # An HTTP API integration gives up after 30 s; the Lambda (and a failover that tries both targets) must end before.
 HTTP_API_INTEGRATION_LIMIT_S = 29.0
+
+
+def _bounded(name: str, description: str | None = None) -> Any:
+    """A field whose default and bounds come from ``router.limits`` (the table the Lambda validates against)."""
+    b: Bound = LIMITS[name]
+    lower = {"gt": b.lo} if b.lo_open else {"ge": b.lo}
+    default: float | int = int(b.default) if b.integer else b.default
+    hi: float | int = int(b.hi) if b.integer else b.hi
+    lo: dict[str, Any] = {k: int(v) if b.integer else v for k, v in lower.items()}
+    return Field(default=default, le=hi, description=description, **lo)
 
 
 class CustomPattern(Section):
@@ -112,15 +123,12 @@ class RouterConfig(Section):
 
     enabled: bool = Field(default=True, description="deploy the hybrid stack (router Lambda + HTTP API)")
     policy: Policy = Field(
-        default="local_only",
+        default=DEFAULT_POLICY,
         description="local_only: sensitive requests stay on-prem (503 if it is down); "
         "redact_to_cloud: complex sensitive requests go to the cloud with each value replaced by a placeholder",
     )
-    complexity_threshold: float = Field(
-        default=0.5,
-        ge=0,
-        le=1,
-        description="score at or above which a request is complex (use `make router-calibrate`)",
+    complexity_threshold: float = _bounded(
+        "complexity_threshold", "score at or above which a request is complex (use `make router-calibrate`)"
     )
     custom_patterns: list[CustomPattern] = Field(default_factory=list)
     custom_keywords: list[Annotated[str, Field(min_length=2, max_length=100)]] = Field(
@@ -130,13 +138,15 @@ class RouterConfig(Section):
         default="https://llm-gateway.internal.example:8443",
         description="base URL of the on-prem OpenAI-compatible gateway (without /v1)",
     )
-    local_timeout_s: float = Field(default=8.0, gt=0, le=25)
-    cloud_timeout_s: float = Field(default=20.0, gt=0, le=25)
-    breaker_failures: int = Field(default=3, ge=1, le=100, description="consecutive failures that open a breaker")
-    breaker_reset_s: float = Field(default=30.0, gt=0, le=3600, description="how long an open breaker skips a target")
-    max_body_bytes: int = Field(default=262144, ge=1024, le=6_000_000, description="larger request bodies get a 400")
-    default_max_tokens: int = Field(default=512, ge=1, le=32768, description="max_new_tokens when a request gives none")
-    allow_route_hint: bool = Field(default=True, description="honour the x-route: local|cloud request header")
+    local_timeout_s: float = _bounded("local_timeout_s")
+    cloud_timeout_s: float = _bounded("cloud_timeout_s")
+    breaker_failures: int = _bounded("breaker_failures", "consecutive failures that open a breaker")
+    breaker_reset_s: float = _bounded("breaker_reset_s", "how long an open breaker skips a target")
+    max_body_bytes: int = _bounded("max_body_bytes", "larger request bodies get a 400")
+    default_max_tokens: int = _bounded("default_max_tokens", "max_tokens when a request gives none")
+    allow_route_hint: bool = Field(
+        default=DEFAULT_ALLOW_ROUTE_HINT, description="honour the x-route: local|cloud request header"
+    )
     caller_overrides: dict[str, CallerOverride] = Field(default_factory=dict)
     authorizer: AuthorizerSection = AuthorizerSection()
     vpc: RouterVpcSection = RouterVpcSection()

@@ -6,22 +6,57 @@ Every cross-field rule raises with the dotted field path first, so the loader ca
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
 from config.base import Section
 from config.edge_section import EdgeConfig
-from config.instances import instance_table
+from config.instances import InstanceType, instance_table
 from config.local_section import LocalConfig
 from config.network_section import NetworkConfig, private_path_problems
 from config.router_section import RouterConfig
-from config.sizing import fits, required_gib, suggest_instances, suggest_precisions, usable_gib
+from config.sizing import (
+    GIB,
+    GPU_MEMORY_UTILIZATION,
+    Placement,
+    fits,
+    required_gib,
+    suggest_instances,
+    suggest_precisions,
+    usable_gib,
+    weights_gib,
+)
+from local.embedded.limits import BY_NAME as RUNTIME_BY_NAME
 
 Dtype = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
 Quantization = Literal["none", "awq", "gptq", "bnb-4bit", "bnb-8bit", "fp8"]
+Engine = Literal["handler", "lmi"]
+# The serving images, pinned here and nowhere else; synth resolves the account per region offline (CDK region facts).
+#   handler: the PyTorch inference DLC that runs code/inference.py through the SageMaker inference toolkit
+#            (https://github.com/aws/deep-learning-containers/blob/master/available_images.md).
+#   lmi:     Large Model Inference V18 = DJL serving 0.36.0 with vLLM 0.12.0, released 2025-12-15
+#            (https://github.com/deepjavalibrary/djl-serving/blob/master/serving/docs/lmi/release_notes.md).
+ENGINE_IMAGES: dict[str, tuple[str, str]] = {
+    "handler": ("pytorch-inference", "2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker"),
+    "lmi": ("djl-inference", "0.36.0-lmi18.0.0-cu128"),
+}
+# model.dtype -> the handler's DTYPE and vLLM's --dtype (only these three: quantization is model.quantization).
+TORCH_DTYPES: dict[str, str] = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+# model.quantization -> LMI's OPTION_QUANTIZE for schemes vLLM applies at load time. AWQ/GPTQ checkpoints are
+# pre-quantized: vLLM reads the scheme from the checkpoint's config, and LMI's guide says not to set it then
+# (setting it limits the kernels vLLM may pick).
+LMI_RUNTIME_QUANTIZE: dict[str, str] = {"fp8": "fp8", "bnb-4bit": "bitsandbytes"}
+# The handler's generation core loads bitsandbytes NF4 weights itself (LOAD_IN_4BIT); nothing else quantized.
+HANDLER_QUANTIZATIONS = ("none", "bnb-4bit")
+# SageMaker's ML storage volume (VolumeSizeInGB) bounds, for instance types without local NVMe.
+MIN_VOLUME_GB = 30
+MAX_VOLUME_GB = 512
+# Scale out when a copy's running batch is this full, so new requests still find a free batch slot.
+CONCURRENCY_TARGET_FILL = 0.75
 NAME_RE = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$"
 SCHEDULE_RE = re.compile(
     r"^(cron\(([^ ]+ ){5}[^ ]+\)|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$"
@@ -46,8 +81,8 @@ class ModelSection(Section):
     hub_id: str | None = Field(default=None, description="Hugging Face model id, for users with hub access")
     artifact_key: str | None = Field(
         default=None,
-        description="S3 key of model.tar.gz in the artifact bucket (written by `make upload`); "
-        "default models/<name>/model.tar.gz",
+        description="S3 key of model.tar.gz in the artifact bucket (written by `make upload`), or a prefix ending "
+        "in '/' that holds the uncompressed weights; default models/<name>/model.tar.gz",
     )
     params_billions: float = Field(gt=0, le=2000, description="parameter count in billions")
     dtype: Dtype = "bf16"
@@ -56,11 +91,19 @@ class ModelSection(Section):
     @field_validator("artifact_key")
     @classmethod
     def _key_shape(cls, v: str | None) -> str | None:
-        if v is not None and (v.startswith("/") or v.startswith("s3://") or not v.endswith(".tar.gz")):
+        if v is not None and (
+            v.startswith("/") or v.startswith("s3://") or not (v.endswith(".tar.gz") or v.endswith("/"))
+        ):
             raise ValueError(
-                "must be a key inside the artifact bucket ending in .tar.gz, e.g. models/gpt2/<sha>/model.tar.gz"
+                "must be a key inside the artifact bucket ending in .tar.gz (e.g. models/gpt2/<sha>/model.tar.gz) "
+                "or a prefix of uncompressed weights ending in '/' (e.g. models/llama/<sha>/)"
             )
         return v
+
+    @property
+    def uncompressed(self) -> bool:
+        """True when ``s3_key`` is a prefix of uncompressed weights, not a model.tar.gz."""
+        return self.s3_key.endswith("/")
 
     @property
     def s3_key(self) -> str:
@@ -78,8 +121,17 @@ class ImageSection(Section):
     uri: str | None = Field(default=None, description="full image URI; overrides repository/tag")
     # The PyTorch inference DLC runs code/inference.py through the SageMaker inference toolkit and installs
     # code/requirements.txt at start-up; with network isolation, build the package with WHEELS= (docs/PACKAGING.md).
-    repository: str = Field(default="pytorch-inference", description="DLC repository in the region's DLC account")
-    tag: str = Field(default="2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker")
+    repository: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9._/-]{0,255}$",
+        description="DLC repository in the region's DLC account; default by engine: pytorch-inference (handler), "
+        "djl-inference (lmi)",
+    )
+    tag: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$",
+        description="image tag; default by engine, pinned in config/schema.py ENGINE_IMAGES",
+    )
 
     @field_validator("uri")
     @classmethod
@@ -90,10 +142,148 @@ class ImageSection(Section):
 
 
 class ConcurrencyScaling(Section):
-    """Optional second policy on the 10-second concurrency metric, which reacts faster for LLM traffic."""
+    """Second policy on the 10-second concurrency metric, which reacts faster for LLM traffic (on by default for lmi)."""
 
-    enabled: bool = False
-    target_concurrent_requests: float = Field(default=8, gt=0, description="per model copy")
+    enabled: bool | None = Field(default=None, description="default: on for engine lmi, off for handler")
+    target_concurrent_requests: float | None = Field(
+        default=None,
+        gt=0,
+        description="per instance; default for lmi: 75% of the running batch slots (runtime.max_batch_size x model "
+        "copies), for handler 8",
+    )
+
+
+def _from_table(name: str, description: str) -> Any:
+    """A field whose default and bounds are the handler's own (``local/embedded/limits.py`` RUNTIME_ENV)."""
+    var = RUNTIME_BY_NAME[name]
+    if var.kind == "int":
+        return Field(default=var.default, ge=var.lo, le=var.hi, description=f"{description} ({name})")
+    return Field(default=var.default, description=f"{description} ({name})")
+
+
+class RuntimeSection(Section):
+    """Request limits of the serving container, written into its environment by synth (both engines)."""
+
+    max_input_tokens: int = _from_table("MAX_INPUT_TOKENS", "longest prompt, in tokens")
+    max_new_tokens: int = _from_table("MAX_NEW_TOKENS", "cap on generated tokens per request")
+    default_max_new_tokens: int = _from_table("DEFAULT_MAX_NEW_TOKENS", "handler: tokens when a request names none")
+    max_batch_size: int = _from_table(
+        "MAX_BATCH_SIZE", "sequences generated together: the handler's KV-cache slots, LMI's max rolling batch size"
+    )
+    truncate_input: bool = _from_table(
+        "TRUNCATE_INPUT", "handler: keep the last max_input_tokens of a longer prompt (false: answer 413)"
+    )
+    compile: Literal["auto", "on", "off"] = _from_table("COMPILE", "handler: torch.compile + CUDA graphs for decode")
+    model_server_workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="handler: TorchServe workers (SAGEMAKER_MODEL_SERVER_WORKERS); default the toolkit's, one per "
+        "GPU; with engine_mode shared, the requests in flight per instance",
+    )
+    engine_mode: Literal["local", "shared"] = _from_table(
+        "ENGINE_MODE", "handler: shared = one engine per GPU for all toolkit workers"
+    )
+    engine_connect_timeout_s: int = _from_table(
+        "ENGINE_CONNECT_TIMEOUT_S", "handler, shared mode: wait for the engine socket"
+    )
+    engine_start_timeout_s: int = _from_table(
+        "ENGINE_START_TIMEOUT_S", "handler, shared mode: wait for the owner worker to load the model"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("batch_window_ms", "batch_max_wait_ms"):
+                if key in data:
+                    raise ValueError(
+                        f"{key}: retired; the handler's generation core batches continuously (no batch window)"
+                    )
+        return data
+
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> RuntimeSection:
+        if self.default_max_new_tokens > self.max_new_tokens:
+            raise ValueError(
+                f"default_max_new_tokens: {self.default_max_new_tokens} > max_new_tokens {self.max_new_tokens}"
+            )
+        return self
+
+
+HANDLER_ONLY_RUNTIME = (
+    "default_max_new_tokens",
+    "truncate_input",
+    "compile",
+    "model_server_workers",
+    "engine_mode",
+    "engine_connect_timeout_s",
+    "engine_start_timeout_s",
+)
+# vLLM engine arguments synth writes from typed fields; endpoint.lmi.options may not set them a second time.
+LMI_GENERATED_OPTIONS = frozenset(
+    {
+        "model_id",
+        "rolling_batch",
+        "async_mode",
+        "entrypoint",
+        "tensor_parallel_degree",
+        "tensor_parallel_size",
+        "max_model_len",
+        "dtype",
+        "quantize",
+        "quantization",
+        "gpu_memory_utilization",
+        "max_rolling_batch_size",
+        "max_num_seqs",
+    }
+)
+
+
+class LmiSection(Section):
+    """vLLM on the Large Model Inference (DJL serving) container; only with endpoint.engine lmi."""
+
+    mode: Literal["rolling_batch", "async"] = Field(
+        default="rolling_batch",
+        description="rolling_batch: OPTION_ROLLING_BATCH=vllm; async: LMI's async vLLM service (AWS's recommended "
+        "handler since LMI V16)",
+    )
+    model_source: Literal["s3", "hub"] = Field(
+        default="s3",
+        description="s3: SageMaker copies model.artifact_key to /opt/ml/model; hub: the container downloads "
+        "model.hub_id (needs network, so vpc.network_isolation false)",
+    )
+    tensor_parallel_degree: int | None = Field(
+        default=None, ge=1, le=64, description="GPUs one model copy is sharded over; default all the instance's GPUs"
+    )
+    max_model_len: int | None = Field(
+        default=None,
+        ge=16,
+        le=1_048_576,
+        description="context length vLLM reserves KV cache for; default runtime.max_input_tokens + max_new_tokens",
+    )
+    gpu_memory_utilization: float = Field(
+        default=0.9, ge=0.5, le=0.98, description="share of each GPU vLLM may use (weights + KV cache)"
+    )
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="more vLLM engine arguments, passed as OPTION_<NAME> (LMI's pass-through), e.g. "
+        "enable_prefix_caching: 'true'; names synth writes from typed fields are rejected",
+    )
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", key):
+                raise ValueError(
+                    f"{key!r}: use the vLLM engine argument name in snake_case, e.g. enable_prefix_caching"
+                )
+            if key in LMI_GENERATED_OPTIONS:
+                raise ValueError(
+                    f"{key!r} is generated from typed fields (endpoint.lmi.*, endpoint.runtime.*, model.*); set it there"
+                )
+        return v
 
 
 class ScheduledWindow(Section):
@@ -180,13 +370,37 @@ class EndpointSection(Section):
     scale_in_cooldown_s: int = Field(default=600, ge=0, le=86400)
     concurrency_scaling: ConcurrencyScaling = ConcurrencyScaling()
     scheduled_scaling: list[ScheduledWindow] = Field(default_factory=list)
+    engine: Engine = Field(
+        default="handler",
+        description="handler: our inference.py on the PyTorch DLC; lmi: vLLM on the Large Model Inference container "
+        "(docs/CLOUD.md)",
+    )
     image: ImageSection = ImageSection()
-    environment: dict[str, str] = Field(default_factory=dict, description="extra container environment variables")
-    health_check_timeout_s: int = Field(default=600, ge=60, le=3600)
-    model_download_timeout_s: int = Field(default=600, ge=60, le=3600)
+    runtime: RuntimeSection = RuntimeSection()
+    lmi: LmiSection = LmiSection()
+    health_check_timeout_s: int | None = Field(
+        default=None,
+        ge=60,
+        le=3600,
+        description="seconds SageMaker waits for /ping after start; default 600 (handler) or, for lmi, 600 + 15 s per "
+        "GiB of weights (vLLM loads them, profiles memory and captures CUDA graphs before answering)",
+    )
+    model_download_timeout_s: int | None = Field(
+        default=None, ge=60, le=3600, description="default 600 + 10 s per GiB of weights, at most 3600"
+    )
     data_capture: DataCapture = DataCapture()
     vpc: VpcSection = VpcSection()
     alarms: AlarmSection = AlarmSection()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_free_form_environment(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "environment" in data:
+            raise ValueError(
+                "environment: removed; the container environment is generated from typed fields: "
+                "endpoint.runtime.* (limits), model.dtype, endpoint.lmi.* and endpoint.lmi.options (vLLM arguments)"
+            )
+        return data
 
     @field_validator("instance_type")
     @classmethod
@@ -213,10 +427,98 @@ class EndpointSection(Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _engine_fields(self) -> EndpointSection:
+        if self.engine == "handler":
+            if self.lmi.model_fields_set:
+                raise ValueError("lmi: only used with engine 'lmi' (engine is 'handler'); remove it or set engine: lmi")
+            return self
+        stray = sorted(set(HANDLER_ONLY_RUNTIME) & self.runtime.model_fields_set)
+        if stray:
+            raise ValueError(
+                f"runtime.{stray[0]}: only read by the handler engine; LMI (vLLM) has no such setting, remove it"
+            )
+        inst = instance_table().instances[self.instance_type]
+        if not inst.gpus:
+            raise ValueError(f"instance_type: engine 'lmi' (vLLM on GPUs) needs a GPU instance; {inst.name} has none")
+        tp = self.lmi.tensor_parallel_degree
+        if tp is not None and (tp > inst.gpus or inst.gpus % tp):
+            raise ValueError(
+                f"lmi.tensor_parallel_degree: {tp} does not divide {inst.name}'s {inst.gpus} GPUs; "
+                f"allowed: {', '.join(str(d) for d in range(1, inst.gpus + 1) if inst.gpus % d == 0)}"
+            )
+        if self.lmi.max_model_len is not None and self.lmi.max_model_len < self.runtime.max_input_tokens + 1:
+            raise ValueError(
+                f"lmi.max_model_len: {self.lmi.max_model_len} leaves no room to generate after a "
+                f"runtime.max_input_tokens {self.runtime.max_input_tokens} prompt"
+            )
+        return self
+
     @property
     def target_invocations_per_instance_per_minute(self) -> float:
         """SageMakerVariantInvocationsPerInstance is a per-minute sum: QPS x 60."""
         return self.target_qps_per_instance * 60
+
+    @property
+    def image_repository(self) -> str:
+        return self.image.repository or ENGINE_IMAGES[self.engine][0]
+
+    @property
+    def image_tag(self) -> str:
+        return self.image.tag or ENGINE_IMAGES[self.engine][1]
+
+    @property
+    def instance(self) -> InstanceType:
+        return instance_table().instances[self.instance_type]
+
+    @property
+    def tensor_parallel_degree(self) -> int:
+        """GPUs one model copy uses: 1 for the handler (one copy per GPU), lmi's degree or all GPUs for lmi."""
+        if self.engine == "handler":
+            return 1
+        return self.lmi.tensor_parallel_degree or self.instance.gpus
+
+    @property
+    def model_copies(self) -> int:
+        """Model copies per instance: one per GPU for the handler; GPUs / tensor parallel degree for LMI."""
+        return max(1, self.instance.gpus // self.tensor_parallel_degree)
+
+    @property
+    def placement(self) -> Placement:
+        """How one model copy sits on the instance, for the sizing check."""
+        util = self.lmi.gpu_memory_utilization if self.engine == "lmi" else GPU_MEMORY_UTILIZATION
+        return Placement(gpus=self.tensor_parallel_degree if self.instance.gpus else 0, utilization=util)
+
+    def startup_health_check_s(self, weights: float) -> int:
+        """Health-check timeout: the configured one, else a default that grows with the weights (GiB) for lmi."""
+        if self.health_check_timeout_s is not None:
+            return self.health_check_timeout_s
+        return 600 if self.engine == "handler" else min(3600, 600 + int(15 * weights))
+
+    def download_timeout_s(self, weights: float) -> int:
+        """Model download timeout: the configured one, else 600 s + 10 s per GiB of weights (at most 3600)."""
+        if self.model_download_timeout_s is not None:
+            return self.model_download_timeout_s
+        return min(3600, 600 + int(10 * weights))
+
+    @property
+    def max_model_len(self) -> int:
+        return self.lmi.max_model_len or self.runtime.max_input_tokens + self.runtime.max_new_tokens
+
+    @property
+    def concurrency_enabled(self) -> bool:
+        enabled = self.concurrency_scaling.enabled
+        return self.engine == "lmi" if enabled is None else enabled
+
+    @property
+    def concurrency_target(self) -> float:
+        """Target of SageMakerVariantConcurrentRequestsPerModelHighResolution (requests in flight per instance)."""
+        if self.concurrency_scaling.target_concurrent_requests is not None:
+            return self.concurrency_scaling.target_concurrent_requests
+        if self.engine == "handler":
+            return 8
+        slots = self.runtime.max_batch_size * self.model_copies
+        return float(max(1, int(slots * CONCURRENCY_TARGET_FILL)))
 
 
 class StorageSection(Section):
@@ -242,6 +544,28 @@ class DeploymentConfig(Section):
     def endpoint_name(self) -> str:
         return self.endpoint.name or f"llm-{self.environment}-{self.model.name}"[:63].rstrip("-")
 
+    @property
+    def weights_gib(self) -> float:
+        m = self.model
+        return weights_gib(m.params_billions, m.dtype, m.quantization)
+
+    @property
+    def health_check_timeout_s(self) -> int:
+        return self.endpoint.startup_health_check_s(self.weights_gib)
+
+    @property
+    def model_download_timeout_s(self) -> int:
+        return self.endpoint.download_timeout_s(self.weights_gib)
+
+    @property
+    def volume_size_gb(self) -> int | None:
+        """The ML storage volume for instances without local NVMe: room for the model twice (a model.tar.gz and
+        its unpacked copy) plus 10 GB for the container's scratch space; None where SageMaker uses instance storage
+        (it rejects VolumeSizeInGB there)."""
+        if self.endpoint.instance.nvme:
+            return None
+        return max(MIN_VOLUME_GB, math.ceil(2 * self.weights_gib * GIB / 1e9) + 10)
+
     @model_validator(mode="after")
     def _private_path(self) -> DeploymentConfig:
         r = self.router
@@ -253,24 +577,87 @@ class DeploymentConfig(Section):
         return self
 
     @model_validator(mode="after")
-    def _model_fits_instance(self) -> DeploymentConfig:
+    def _engine_and_model(self) -> DeploymentConfig:
         if not self.endpoint.enabled:
             return self
+        ep, m = self.endpoint, self.model
+        if ep.engine == "handler":
+            if m.quantization not in HANDLER_QUANTIZATIONS or m.dtype not in TORCH_DTYPES:
+                precision = m.quantization if m.quantization != "none" else m.dtype
+                raise ValueError(
+                    f"model.{'quantization' if m.quantization != 'none' else 'dtype'}: the handler engine loads "
+                    f"weights at {'/'.join(TORCH_DTYPES)} (or bnb-4bit on a GPU); {precision} needs "
+                    "endpoint.engine: lmi (vLLM)"
+                )
+            if m.quantization == "bnb-4bit" and not ep.instance.gpus:
+                raise ValueError("model.quantization: bnb-4bit (LOAD_IN_4BIT) needs a GPU instance")
+        else:
+            if m.dtype not in TORCH_DTYPES:
+                raise ValueError(
+                    f"model.dtype: {m.dtype} is a quantized precision; set model.quantization (awq, gptq, fp8, "
+                    f"bnb-4bit) and keep model.dtype one of {'/'.join(TORCH_DTYPES)} for the unquantized layers"
+                )
+            if m.quantization == "bnb-8bit":
+                raise ValueError("model.quantization: bnb-8bit is not served by vLLM in LMI; use bnb-4bit, fp8, awq")
+            if ep.lmi.model_source == "hub":
+                if not m.hub_id:
+                    raise ValueError("model.hub_id: required when endpoint.lmi.model_source is 'hub'")
+                if ep.vpc.network_isolation:
+                    raise ValueError(
+                        "endpoint.lmi.model_source: 'hub' makes the container download the weights, which network "
+                        "isolation forbids; upload them (model_source s3) or set endpoint.vpc.network_isolation false"
+                    )
+        if m.dtype == "bf16" and ep.instance.gpus and not ep.instance.bf16:
+            raise ValueError(
+                f"model.dtype: bf16 needs an Ampere or newer GPU; {ep.instance_type} has {ep.instance.gpu}; use fp16"
+            )
+        if self.volume_size_gb is not None and self.volume_size_gb > MAX_VOLUME_GB:
+            raise ValueError(
+                f"endpoint.instance_type: {ep.instance_type} has no local NVMe and the model needs a "
+                f"{self.volume_size_gb} GB volume, over SageMaker's {MAX_VOLUME_GB} GB; use an instance with NVMe"
+            )
+        return self._model_fits_instance()
+
+    def _model_fits_instance(self) -> DeploymentConfig:
         table = instance_table()
-        inst = table.instances[self.endpoint.instance_type]
-        m = self.model
-        if fits(inst, m.params_billions, m.dtype, m.quantization):
+        ep, m = self.endpoint, self.model
+        inst, placement = ep.instance, ep.placement
+        if fits(inst, m.params_billions, m.dtype, m.quantization, placement):
             return self
         need = required_gib(m.params_billions, m.dtype, m.quantization)
-        where = (
-            f"{inst.gpus} x {inst.gpu_memory_gib:g} GiB GPU" if inst.gpus else f"{inst.memory_gib:g} GiB host memory"
-        )
         precision = m.quantization if m.quantization != "none" else m.dtype
-        options = [f"instance_type {n}" for n in suggest_instances(table, inst, need)]
-        options += suggest_precisions(inst, m.params_billions, m.dtype)
+        handler = ep.engine == "handler"
+        options = [f"instance_type {n}" for n in suggest_instances(table, inst, need, per_gpu=handler)]
+        all_gpus = Placement(inst.gpus, placement.utilization)
+        if (
+            not handler
+            and placement.gpus < inst.gpus
+            and fits(inst, m.params_billions, m.dtype, m.quantization, all_gpus)
+        ):
+            options.insert(0, f"lmi.tensor_parallel_degree {inst.gpus} (or unset: all GPUs)")
+        if handler and inst.gpus > 1 and fits(inst, m.params_billions, m.dtype, m.quantization):
+            options.insert(0, f"engine lmi (tensor parallel over all {inst.gpus} GPUs)")
+        elif handler:
+            multi = suggest_instances(table, inst, need, per_gpu=False, limit=1)
+            if multi and multi[0] not in [o.removeprefix("instance_type ") for o in options]:
+                options.append(f"engine lmi with instance_type {multi[0]} (tensor parallel)")
+        if not handler:
+            options += suggest_precisions(inst, m.params_billions, m.dtype, placement)
+        else:
+            options += [f"engine lmi with {o}" for o in suggest_precisions(inst, m.params_billions, m.dtype, placement)]
         hint = "; try " + " or ".join(options) if options else ""
+        if handler and inst.gpus > 1:
+            why = "the handler engine loads one whole copy per GPU"
+        elif not handler and inst.gpus:
+            why = (
+                f"tensor parallel degree {placement.gpus} uses {placement.gpus} GPU{'s' if placement.gpus > 1 else ''}"
+            )
+        else:
+            why = ""
+        tp_short = not handler and placement.gpus < inst.gpus
+        field = "endpoint.lmi.tensor_parallel_degree" if tp_short else "endpoint.instance_type"
         raise ValueError(
-            f"endpoint.instance_type: a {m.params_billions:g}B model at {precision} needs ~{need:.1f} GiB "
-            f"(weights + {int(0.2 * 100)}% KV cache) but {inst.name} has {where} "
-            f"({usable_gib(inst):.1f} GiB usable){hint}"
+            f"{field}: a {m.params_billions:g}B model at {precision} needs ~{need:.1f} GiB "
+            f"(weights + {int(0.2 * 100)}% KV cache) but {inst.name} has {placement.describe(inst)} "
+            f"({usable_gib(inst, placement):.1f} GiB usable{'; ' + why if why else ''}){hint}"
         )

@@ -1,6 +1,14 @@
-"""Does a model fit an instance? Weight bytes at the chosen dtype/quantization vs the instance's memory."""
+"""Does a model fit an instance? Weight bytes at the chosen dtype/quantization vs the GPU memory the engine uses.
+
+The two endpoint engines use GPUs differently, and the check follows that:
+- ``handler`` (our ``inference.py`` on the PyTorch DLC) loads one model copy per GPU: it needs the model to fit one GPU.
+- ``lmi`` (DJL serving + vLLM) shards the model over ``tensor_parallel_degree`` GPUs (tensor parallel): the model must
+  fit that many GPUs together, at vLLM's ``gpu_memory_utilization``.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from config.instances import InstanceTable, InstanceType
 
@@ -30,6 +38,20 @@ CPU_MEMORY_UTILIZATION = 0.7
 GIB = 1024**3
 
 
+@dataclass(frozen=True)
+class Placement:
+    """How an engine places one model copy: on ``gpus`` GPUs (0 on a CPU instance) at ``utilization``."""
+
+    gpus: int
+    utilization: float = GPU_MEMORY_UTILIZATION
+
+    def describe(self, instance: InstanceType) -> str:
+        if not instance.gpus:
+            return f"{instance.memory_gib:g} GiB host memory"
+        used = f"{self.gpus} of its " if self.gpus != instance.gpus else ""
+        return f"{used}{instance.gpus} x {instance.gpu_memory_gib:g} GiB GPU{'s' if used and instance.gpus > 1 else ''}"
+
+
 def bytes_per_param(dtype: str, quantization: str) -> float:
     if quantization != "none":
         return QUANT_BYTES_PER_PARAM[quantization]
@@ -45,30 +67,52 @@ def required_gib(params_billions: float, dtype: str, quantization: str) -> float
     return weights_gib(params_billions, dtype, quantization) * (1 + KV_CACHE_HEADROOM)
 
 
-def usable_gib(instance: InstanceType) -> float:
+def usable_gib(instance: InstanceType, placement: Placement | None = None) -> float:
+    """Memory one model copy may use: the placement's GPUs (all GPUs when None) or the host's memory."""
     if instance.gpus:
-        return instance.total_gpu_memory_gib * GPU_MEMORY_UTILIZATION
+        p = placement or Placement(instance.gpus)
+        return p.gpus * instance.gpu_memory_gib * p.utilization
     return instance.memory_gib * CPU_MEMORY_UTILIZATION
 
 
-def fits(instance: InstanceType, params_billions: float, dtype: str, quantization: str) -> bool:
-    return required_gib(params_billions, dtype, quantization) <= usable_gib(instance)
+def fits(
+    instance: InstanceType, params_billions: float, dtype: str, quantization: str, placement: Placement | None = None
+) -> bool:
+    return required_gib(params_billions, dtype, quantization) <= usable_gib(instance, placement)
 
 
-def suggest_instances(table: InstanceTable, current: InstanceType, need_gib: float, limit: int = 2) -> list[str]:
-    """Cheapest instances that fit, same family first (``ml.g5.2xlarge`` -> ``ml.g5.12xlarge``)."""
+def suggest_instances(
+    table: InstanceTable, current: InstanceType, need_gib: float, *, per_gpu: bool = False, limit: int = 2
+) -> list[str]:
+    """Cheapest instances that fit, same family first (``ml.g5.2xlarge`` -> ``ml.g5.12xlarge``).
+
+    Args:
+        per_gpu: the model must fit one GPU (the handler engine); otherwise all the instance's GPUs together.
+    """
+
+    def room(i: InstanceType) -> float:
+        return usable_gib(i, Placement(1) if per_gpu and i.gpus else None)
+
     candidates = [
-        i for i in table.instances.values() if (i.gpus > 0) == (current.gpus > 0) and usable_gib(i) >= need_gib
+        i
+        for i in table.instances.values()
+        if (i.gpus > 0) == (current.gpus > 0) and room(i) >= need_gib and i.name != current.name
     ]
     candidates.sort(key=lambda i: (i.family != current.family, i.usd_per_hour))
     return [i.name for i in candidates[:limit]]
 
 
-def suggest_precisions(instance: InstanceType, params_billions: float, dtype: str) -> list[str]:
+# Lower precisions to suggest, as (label, model.quantization); vLLM (the lmi engine) serves these.
+SMALLER_PRECISIONS = (("8-bit", "fp8"), ("4-bit", "awq"))
+
+
+def suggest_precisions(
+    instance: InstanceType, params_billions: float, dtype: str, placement: Placement | None = None
+) -> list[str]:
     """Lower precisions (as config values) at which the model would fit this instance."""
-    options = [("int8", "bnb-8bit"), ("int4", "awq")]
+    options = SMALLER_PRECISIONS
     out: list[str] = []
     for label, quant in options:
-        if fits(instance, params_billions, dtype, quant):
+        if fits(instance, params_billions, dtype, quant, placement):
             out.append(f"{label} quantization (model.quantization: {quant})")
     return out

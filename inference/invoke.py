@@ -1,13 +1,20 @@
 """Call a SageMaker endpoint (or moto, or the local container-contract server) with retries and readable errors.
 
     python -m inference.invoke --endpoint NAME "prompt" [--max-new-tokens 64] [--endpoint-url http://127.0.0.1:8080]
-    python -m inference.invoke --endpoint NAME --stream "prompt"     # containers that stream (LMI, TGI)
+    python -m inference.invoke --endpoint NAME --stream "prompt"     # tokens as they come (LMI streams them)
 
 Python API::
 
     client = EndpointClient("my-endpoint", region="us-east-1")
     result = client.generate("Hello", max_new_tokens=32)   # -> Generation(text=..., completion_tokens=...)
-    for chunk in client.stream("Hello"): ...
+    for piece in client.stream("Hello"): ...                # text pieces, printed as they arrive
+    for event in client.stream_events({"messages": [...], "max_tokens": 64}): ...   # parsed stream objects
+
+What streams: the LMI engine (vLLM) answers InvokeEndpointWithResponseStream token by token, as JSON lines: the
+standard schema (``{"inputs", "parameters", "stream": true}``) sends ``{"token": {"text": ...}}`` per token, the chat
+schema (``{"messages", ..., "stream": true}``) sends OpenAI ``chat.completion.chunk`` objects. The handler engine's
+container (the SageMaker inference toolkit on TorchServe) buffers: ``output_fn`` returns the whole answer, so the
+stream carries one part with the whole JSON body; :meth:`EndpointClient.stream` yields its text once.
 
 Throttling and transient errors (429/503, ThrottlingException, ServiceUnavailable, a container answering 429/503,
 connection resets) are retried with capped exponential backoff and full jitter; a read timeout is not retried, because
@@ -37,6 +44,7 @@ RETRYABLE_CODES = {
     "InternalDependencyException",
 }
 RETRYABLE_STATUS = {429, 502, 503, 504}
+ENGINES = ("handler", "lmi")
 
 
 class InvokeError(Exception):
@@ -87,6 +95,7 @@ class EndpointClient:
         backoff_max_s: float = 20.0,
         client: Any = None,
         sleep: Callable[[float], None] = time.sleep,
+        engine: str = "handler",
     ) -> None:
         """Create the client.
 
@@ -97,6 +106,8 @@ class EndpointClient:
             timeout_s: read timeout for one attempt (generation can be slow; SageMaker's own limit is 60 s).
             max_attempts: total attempts for retryable errors (1 disables retries).
             client: an existing boto3 sagemaker-runtime client (then region/endpoint_url/timeouts are ignored).
+            engine: the endpoint's ``endpoint.engine``: ``lmi`` is asked to stream with ``"stream": true`` in the
+                body; the ``handler`` container streams nothing (it buffers), so its body stays the plain request.
         Raises:
             ValueError: a bad argument, naming it.
         """
@@ -106,6 +117,9 @@ class EndpointClient:
             raise ValueError(f"max_attempts: {max_attempts} must be >= 1")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s: {timeout_s} must be > 0")
+        if engine not in ENGINES:
+            raise ValueError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
+        self.engine = engine
         self.endpoint_name = endpoint_name
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
@@ -194,11 +208,11 @@ class EndpointClient:
 
     # -- API ------------------------------------------------------------------------------------------------------
 
-    def invoke_json(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST ``payload`` as JSON and return the decoded JSON response.
+    def invoke_json(self, payload: dict[str, Any]) -> Any:
+        """POST ``payload`` as JSON and return the decoded JSON response (an object, or a list of objects).
 
         Raises:
-            InvokeError: transport, AWS or model error (after retries), or a response that is not a JSON object.
+            InvokeError: transport, AWS or model error (after retries), or a response that is neither.
         """
         resp = self._call(
             self.client.invoke_endpoint, Body=json.dumps(payload).encode(), ContentType=JSON_TYPE, Accept=JSON_TYPE
@@ -208,7 +222,7 @@ class EndpointClient:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise InvokeError(f"endpoint {self.endpoint_name!r} answered non-JSON: {body[:200]!r}") from None
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) and not (isinstance(data, list) and all(isinstance(d, dict) for d in data)):
             raise InvokeError(f"endpoint {self.endpoint_name!r} answered {type(data).__name__}, expected an object")
         return data
 
@@ -225,6 +239,16 @@ class EndpointClient:
         if parameters:
             payload["parameters"] = parameters
         data = self.invoke_json(payload)
+        if isinstance(data, list):  # a list of inputs answers one object per input (Hugging Face shape)
+            if not all("generated_text" in d for d in data):
+                raise InvokeError(f"endpoint {self.endpoint_name!r} response has no generated_text: {str(data)[:200]}")
+            return Generation(
+                text=[d["generated_text"] for d in data],
+                prompt_tokens=[d.get("prompt_tokens") for d in data],
+                completion_tokens=[d.get("completion_tokens") for d in data],
+                finish_reason=[d.get("finish_reason") for d in data],
+                raw={"items": data},
+            )
         if "generated_text" not in data:
             raise InvokeError(f"endpoint {self.endpoint_name!r} response has no generated_text: {str(data)[:200]}")
         return Generation(
@@ -236,41 +260,184 @@ class EndpointClient:
         )
 
     def stream(self, inputs: str, **parameters: Any) -> Iterator[str]:
-        """Stream text chunks from a container that streams (``invoke_endpoint_with_response_stream``).
+        """Stream the generated text of one prompt, piece by piece as the container sends it.
 
-        The payload carries ``"stream": true`` (the LMI/TGI convention). Chunks are the container's bytes decoded as
-        UTF-8 (a multi-byte character split across chunks is held back until complete).
+        The payload is the standard schema ``{"inputs", "parameters"}``, plus ``"stream": true`` for LMI.
 
         Raises:
-            InvokeError: the request failed, or the stream reported ModelStreamError/InternalStreamFailure.
+            InvokeError: the request failed, the stream reported ModelStreamError/InternalStreamFailure, or it sent
+                something that is not a known stream format.
         """
-        payload: dict[str, Any] = {"inputs": inputs, "stream": True}
+        payload: dict[str, Any] = {"inputs": inputs}
         if parameters:
             payload["parameters"] = parameters
+        for event in self.stream_events(payload):
+            piece = stream_piece(event).text
+            if piece:
+                yield piece
+
+    def stream_events(self, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """POST ``payload`` to ``invoke_endpoint_with_response_stream`` and yield each JSON object it streams.
+
+        The payload parts are joined and split into lines (a part may end mid-line or mid-character); each line is
+        one JSON object, with or without an SSE ``data:`` prefix; ``[DONE]`` and blank lines are skipped. A body
+        that is one JSON document without a newline (a buffering container) is yielded once at the end.
+
+        Raises:
+            InvokeError: as :meth:`stream`.
+        """
+        if self.engine == "lmi":
+            payload = {**payload, "stream": True}
         resp = self._call(
             self.client.invoke_endpoint_with_response_stream,
             Body=json.dumps(payload).encode(),
             ContentType=JSON_TYPE,
             Accept="application/jsonlines",
         )
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        for event in resp["Body"]:
-            if "PayloadPart" in event:
-                text = decoder.decode(event["PayloadPart"].get("Bytes", b""))
-                if text:
-                    yield text
-            elif "ModelStreamError" in event:
-                e = event["ModelStreamError"]
-                raise InvokeError(
-                    f"model stream error {e.get('ErrorCode')}: {e.get('Message')}", code="ModelStreamError"
-                )
-            elif "InternalStreamFailure" in event:
-                raise InvokeError(
-                    f"stream failed: {event['InternalStreamFailure'].get('Message')}", code="InternalStreamFailure"
-                )
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            yield tail
+        lines = LineSplitter()
+        body = resp["Body"]
+        try:
+            for event in self._events(body):
+                if "PayloadPart" in event:
+                    for line in lines.feed(event["PayloadPart"].get("Bytes", b"")):
+                        obj = self._line_object(line)
+                        if obj is not None:
+                            yield obj
+                elif "ModelStreamError" in event:
+                    e = event["ModelStreamError"]
+                    raise InvokeError(
+                        f"model stream error {e.get('ErrorCode')}: {e.get('Message')}", code="ModelStreamError"
+                    )
+                elif "InternalStreamFailure" in event:
+                    raise InvokeError(
+                        f"stream failed: {event['InternalStreamFailure'].get('Message')}",
+                        code="InternalStreamFailure",
+                    )
+            for line in lines.close():
+                obj = self._line_object(line)
+                if obj is not None:
+                    yield obj
+        finally:
+            # A caller that stops early (a client that went away) must not leave the connection open.
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    def _events(self, body: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The stream's events; botocore raises an error event (message type ``exception``) as EventStreamError."""
+        from botocore.exceptions import BotoCoreError, EventStreamError
+
+        it = iter(body)
+        while True:
+            try:
+                event = next(it)
+            except StopIteration:
+                return
+            except EventStreamError as err:
+                e = err.response.get("Error", {})
+                code = str(e.get("Code") or "ModelStreamError")
+                raise InvokeError(f"model stream error {code}: {e.get('Message')}", code=code) from None
+            except BotoCoreError as err:
+                raise InvokeError(f"stream from {self.endpoint_name!r} broke: {err}", code="StreamBroken") from None
+            yield event
+
+    def _line_object(self, line: str) -> dict[str, Any] | None:
+        text = line.strip()
+        if text.startswith("data:"):
+            text = text[5:].strip()
+        if not text or text == "[DONE]":
+            return None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            raise InvokeError(
+                f"endpoint {self.endpoint_name!r} streamed a line that is not JSON: {text[:200]!r}", code="BadStream"
+            ) from None
+        if not isinstance(obj, dict):
+            raise InvokeError(f"endpoint {self.endpoint_name!r} streamed {type(obj).__name__}, expected an object")
+        if isinstance(obj.get("error"), dict | str):
+            err = obj["error"]
+            message = err.get("message") if isinstance(err, dict) else err
+            raise InvokeError(f"model stream error: {message}", code="ModelStreamError")
+        return obj
+
+
+class LineSplitter:
+    """Bytes in, complete UTF-8 lines out; a character or line split across payload parts waits for the rest."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+
+    def feed(self, data: bytes) -> list[str]:
+        self._buffer += self._decoder.decode(data)
+        *complete, self._buffer = self._buffer.split("\n")
+        return complete
+
+    def close(self) -> list[str]:
+        rest = self._buffer + self._decoder.decode(b"", final=True)
+        self._buffer = ""
+        return [rest] if rest.strip() else []
+
+
+# LMI's finish reasons -> OpenAI's (https://github.com/deepjavalibrary/djl-serving, chat_input_output_schema.md).
+FINISH_REASONS = {"eos_token": "stop", "stop_sequence": "stop", "stop": "stop", "length": "length"}
+
+
+@dataclass(frozen=True)
+class StreamPiece:
+    """What one streamed object says: new text, and (on the last) why generation stopped and the token counts."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+def stream_piece(obj: dict[str, Any]) -> StreamPiece:
+    """Read one streamed object in any of the shapes the two engines send.
+
+    - OpenAI chunks (LMI chat schema, our handler for ``messages``): ``choices[0].delta.content`` / ``.text``.
+    - LMI/TGI standard schema: ``{"token": {"text": ...}, "details": {"finish_reason", "generated_tokens"}}``.
+    - A whole answer from a buffering container: ``{"generated_text": ...}`` or an OpenAI completion.
+
+    Raises:
+        InvokeError: an object in none of these shapes.
+    """
+    usage: dict[str, Any] = obj["usage"] if isinstance(obj.get("usage"), dict) else {}
+    p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    choices = obj.get("choices")
+    if isinstance(choices, list):
+        if not choices:  # a usage-only chunk
+            return StreamPiece(prompt_tokens=p, completion_tokens=c)
+        ch = choices[0]
+        delta = ch.get("delta") or ch.get("message") or {}
+        text = delta.get("content") if isinstance(delta, dict) and "content" in delta else ch.get("text")
+        finish = ch.get("finish_reason")
+        return StreamPiece(str(text or ""), FINISH_REASONS.get(finish, finish) if finish else None, p, c)
+    if isinstance(obj.get("token"), dict):
+        details: dict[str, Any] = obj["details"] if isinstance(obj.get("details"), dict) else {}
+        finish = details.get("finish_reason")
+        return StreamPiece(
+            "" if obj["token"].get("special") else str(obj["token"].get("text") or ""),
+            FINISH_REASONS.get(finish, finish) if finish else None,
+            details.get("prompt_tokens"),
+            details.get("generated_tokens"),
+        )
+    if "generated_text" in obj:
+        text = obj["generated_text"]
+        if isinstance(text, list):
+            raise InvokeError("a streamed answer holds a list of generations; stream one prompt at a time")
+        # our handler puts the counts at the top level; LMI in "details" (when the request asked for details)
+        details = obj["details"] if isinstance(obj.get("details"), dict) else {}
+        finish = obj.get("finish_reason") or details.get("finish_reason")
+        return StreamPiece(
+            str(text or ""),
+            FINISH_REASONS.get(finish, finish) if finish else None,
+            obj.get("prompt_tokens", details.get("prompt_tokens")),
+            obj.get("completion_tokens", details.get("generated_tokens")),
+        )
+    raise InvokeError(f"streamed object in no known shape (keys {sorted(obj)[:8]})", code="BadStream")
 
 
 def _parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -287,7 +454,9 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Invoke a SageMaker LLM endpoint with one prompt.")
     ap.add_argument("prompt", nargs="+", help="the prompt (several prompts are sent as one batched list)")
-    ap.add_argument("--endpoint", required=True, help="endpoint name")
+    ap.add_argument("--endpoint", help="endpoint name (default: the one config/<env>.yaml deploys)")
+    ap.add_argument("--env", help="read endpoint name, engine and region from config/<env>.yaml")
+    ap.add_argument("--engine", choices=ENGINES, help="the endpoint's engine (default: from --env, else handler)")
     ap.add_argument("--endpoint-url", help="runtime URL override: moto or the local server (http://127.0.0.1:8080)")
     ap.add_argument("--region", help="AWS region (default from the environment/profile)")
     ap.add_argument("--max-new-tokens", type=int)
@@ -301,17 +470,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stream", action="store_true", help="use invoke_endpoint_with_response_stream")
     ap.add_argument("--json", action="store_true", help="print the whole JSON response")
     args = ap.parse_args(argv)
+    endpoint, engine, region = args.endpoint, args.engine, args.region
+    if args.env:
+        from config import ConfigError, load_config
+
+        try:
+            cfg = load_config(args.env)
+        except ConfigError as err:
+            print(f"config error:\n{err}", file=sys.stderr)
+            return 2
+        endpoint = endpoint or cfg.endpoint_name
+        engine = engine or cfg.endpoint.engine
+        region = region or cfg.aws.region
+    if not endpoint:
+        ap.error("give --endpoint NAME or --env ENV")
     try:
         client = EndpointClient(
-            args.endpoint,
-            region=args.region,
+            endpoint,
+            region=region,
             endpoint_url=args.endpoint_url,
             timeout_s=args.timeout,
             max_attempts=args.attempts,
+            engine=engine or "handler",
         )
         if args.stream:
-            for chunk in client.stream(" ".join(args.prompt), **_parameters(args)):
-                sys.stdout.write(chunk)
+            for piece in client.stream(" ".join(args.prompt), **_parameters(args)):
+                sys.stdout.write(piece)
                 sys.stdout.flush()
             sys.stdout.write("\n")
             return 0

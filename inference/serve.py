@@ -11,8 +11,8 @@
 - ``POST /endpoints/<name>/invocations`` speaks the sagemaker-runtime API, so boto3 (and ``inference.invoke``) can use
   this server through ``endpoint_url``: container errors come back as ``ModelError`` (HTTP 424) with
   OriginalStatusCode/OriginalMessage, as from a real endpoint.
-- Requests run on threads (like a GPU's batch of concurrent HTTP requests), so the handler's micro-batcher can coalesce
-  them; ``--serial`` runs one request at a time instead, like a single TorchServe worker.
+- Requests run on threads (like a GPU's batch of concurrent HTTP requests), so they meet in the generation core's
+  continuous batch; ``--serial`` runs one request at a time instead, like a single TorchServe worker.
 
 The tarball is unpacked with a member check (no absolute paths, no '..', no links or devices) before anything is read.
 """

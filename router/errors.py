@@ -1,12 +1,15 @@
-"""Errors the router turns into OpenAI-style HTTP error bodies.
+"""Errors the router answers with the OpenAI error body (``wire.errors``: one body and status -> type mapping).
 
-Every error carries its HTTP status and the OpenAI ``type``/``param``/``code`` so the handler maps it in one place.
+Every error carries its HTTP status, ``param`` and ``code``; the ``type`` comes from the status, as everywhere in the
+project.
 """
 
 from __future__ import annotations
 
+from wire.errors import WireError
 
-class RouterError(Exception):
+
+class RouterError(WireError):
     """Base of every error the handler answers with an OpenAI error body.
 
     Args:
@@ -16,48 +19,34 @@ class RouterError(Exception):
     """
 
     status = 500
-    error_type = "server_error"
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
-
-    def body(self) -> dict[str, dict[str, str | None]]:
-        """The OpenAI error body ``{"error": {"message", "type", "param", "code"}}``."""
-        return {"error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}}
+        super().__init__(type(self).status, message, param, code)
 
 
 class BadRequest(RouterError):
     """The client sent something invalid (400); never retried, never failed over."""
 
     status = 400
-    error_type = "invalid_request_error"
 
 
 class NotFound(RouterError):
     """Unknown path or method (404)."""
 
     status = 404
-    error_type = "invalid_request_error"
 
 
 class TargetUnavailable(RouterError):
     """A target could not answer (connection, timeout, 5xx, open breaker); the router may fail over."""
 
     status = 503
-    error_type = "service_unavailable"
 
 
 class UpstreamClientError(RouterError):
     """A target rejected the request as invalid (4xx): the client's fault, passed through without failover."""
 
-    error_type = "invalid_request_error"
-
     def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message, param=param, code=code)
-        self.status = status
+        WireError.__init__(self, status, message, param, code)
 
 
 class SettingsError(ValueError):

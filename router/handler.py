@@ -12,14 +12,17 @@ import time
 from typing import Any
 
 from router import complexity, policy
+from router.breaker import CircuitBreaker
 from router.detect import Detector, Finding
 from router.errors import BadRequest, NotFound, RouterError, TargetUnavailable
 from router.lexicon import shared as shared_lexicon
 from router.protocol import ChatRequest, as_sse, decode_body, parse_request
 from router.redact import redact, restore
+from router.secrets import SecretCache
 from router.settings import Settings
-from router.targets import CircuitBreaker, CloudTarget, LocalTarget, SecretCache, Target
+from router.targets import CloudTarget, LocalTarget, Target
 from router.textview import TextView
+from wire.errors import WireError
 
 LOG = logging.getLogger("router.decision")
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
@@ -56,7 +59,10 @@ class Router:
         views = [TextView.of(t) for t in req.texts]
         lexicon = shared_lexicon()
         words = [lexicon.words(v) for v in views]
-        findings = [self.detector.scan(v.text, hits=(w.en, w.other), view=v) for v, w in zip(views, words, strict=True)]
+        findings = [
+            self.detector.scan(v.text, hits=(w.en, w.other), view=v, present=w.present)
+            for v, w in zip(views, words, strict=True)
+        ]
         user = [i for i, r in enumerate(req.text_roles) if r == "user"] or list(range(len(req.texts)))
         feats = complexity.features(
             [req.texts[i] for i in user],
@@ -98,16 +104,16 @@ class Router:
             body = as_sse(answer) if req.stream else json.dumps(answer, ensure_ascii=False)
             ctype = "text/event-stream" if req.stream else "application/json"
             return _response(200, body, ctype, {"x-route-target": used, "x-route-reason": reason})
-        except RouterError as err:
-            log |= {"status": err.status, "error": err.code or err.error_type}
+        except WireError as err:
+            log |= {"status": err.status, "error": err.code or err.type}
             extra = {"x-route-target": "none", "x-route-reason": log.get("reason", err.code or "error")}
-            return _response(err.status, json.dumps(err.body()), "application/json", extra)
+            return _response(err.status, err.body().decode(), "application/json", extra)
         except Exception as exc:  # a bug: answer a well-formed 500; log the type only (messages may hold values)
             log |= {"status": 500, "error": type(exc).__name__}
             internal = RouterError("internal error in the router", code="internal_error")
             return _response(
                 500,
-                json.dumps(internal.body()),
+                internal.body().decode(),
                 "application/json",
                 {"x-route-target": "none", "x-route-reason": "internal_error"},
             )
@@ -135,8 +141,18 @@ class Router:
                 last = TargetUnavailable(f"{name} target skipped: circuit breaker open", code=f"{name}_breaker_open")
                 continue
             body, mapping = req.body, dict[str, str]()
-            if name == "cloud" and decision.redact_for_cloud:
-                body, mapping = _redacted_body(req, findings)
+            if name == "cloud":
+                texts = req.texts
+                if decision.redact_for_cloud:
+                    texts, mapping = redact(req.texts, findings)
+                    if any(self.detector.scan(t) for t in texts):
+                        # Redaction left something detection still finds (a value seen only in a disguised form):
+                        # fail closed rather than send it.
+                        last = TargetUnavailable(
+                            "cloud target skipped: redaction incomplete", code="redaction_incomplete"
+                        )
+                        continue
+                body = req.cloud_body(texts)
             try:
                 answer = self.targets[name].complete(body)
             except TargetUnavailable as exc:
@@ -144,6 +160,8 @@ class Router:
                 last = exc
                 continue
             breaker.record_success()
+            if isinstance(req.body.get("model"), str):
+                answer["model"] = req.body["model"]
             if mapping:
                 for choice in answer.get("choices", []):
                     msg = choice.get("message") or {}
@@ -158,26 +176,6 @@ class Router:
                 code="local_unavailable_sensitive",
             )
         raise TargetUnavailable(f"no target available: {last.message}", code=last.code)
-
-
-def _redacted_body(req: ChatRequest, findings: list[list[Finding]]) -> tuple[dict[str, Any], dict[str, str]]:
-    """A copy of the request with every detected value replaced, and the mapping to restore them."""
-    texts, mapping = redact(req.texts, findings)
-    it = iter(texts)
-    messages = []
-    for msg in req.body["messages"]:
-        content = msg.get("content")
-        new = dict(msg)
-        if isinstance(content, str):
-            new["content"] = next(it)
-        elif isinstance(content, list):
-            new["content"] = [p | {"text": next(it)} if p.get("type") in ("text", "input_text") else p for p in content]
-        if msg.get("tool_calls") is not None or msg.get("function_call") is not None:
-            next(it)
-            new.pop("tool_calls", None)
-            new.pop("function_call", None)
-        messages.append(new)
-    return req.body | {"messages": messages}, mapping
 
 
 def _check_route(event: dict[str, Any]) -> None:

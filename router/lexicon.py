@@ -14,11 +14,13 @@ only when the text is not pure ASCII (ASCII punctuation is counted on the view b
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from router import words as W
 from router.textview import QUESTION, TextView
 
 Hit = tuple[str, int, int]  # (word as written in the table, start, end)
@@ -243,19 +245,12 @@ def _one_pass_exact(anchor: str, rests: list[str]) -> bool:
     return True
 
 
-_SHARED: Lexicon | None = None
-
-
+@functools.cache
 def shared() -> Lexicon:
     """The union of the detection and complexity tables (built on first use), for callers that run both."""
-    global _SHARED
-    if _SHARED is None:
-        from router import complexity, detect  # the two table owners; imported here to avoid an import cycle
-
-        _SHARED = Lexicon(
-            set(detect.EN_WORDS) | set(complexity.EN_WORDS),
-            set(detect.OTHER_WORDS) | set(complexity.OTHER_WORDS),
-            stems=complexity.EN_STEMS,
-            located=detect.EN_WORDS,  # detection checks what follows each one; scoring only counts distinct cues
-        )
-    return _SHARED
+    return Lexicon(
+        set(W.DETECT_EN_WORDS) | set(W.COMPLEXITY_EN_WORDS) | set(W.PRESENCE_WORDS),
+        set(W.DETECT_OTHER_WORDS) | set(W.COMPLEXITY_OTHER_WORDS),
+        stems=W.COMPLEXITY_EN_STEMS,
+        located=W.DETECT_EN_WORDS,  # detection checks what follows each one; scoring only counts distinct cues
+    )

@@ -8,15 +8,23 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import time
-import uuid
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from router.errors import BadRequest
+from wire import build, sse, validate
 
-ROLES = ("system", "user", "assistant", "tool", "developer")
-TEXT_PART_TYPES = ("text", "input_text")
+ROLES = validate.ROLES
+TEXT_PART_TYPES = validate.TEXT_PART_TYPES
+MAX_JSON_DEPTH = 32  # containers one inside another, the body included; a chat request needs 5 (arguments are a string)
+MAX_INT_DIGITS = 20  # every integer field fits in 64 bits; Python refuses to convert more than 4,300 digits
+# Numbers the cloud target may receive (each validated and bounded by wire.validate); every string it receives is a
+# scanned text (ChatRequest.texts), see cloud_body.
+LIMITS = validate.Limits()  # the project's one set of OpenAI request rules and bounds
+CLOUD_NUMBERS = ("max_tokens", "max_completion_tokens", "temperature", "top_p")
+
+FieldPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -25,10 +33,12 @@ class ChatRequest:
 
     Attributes:
         body: the parsed JSON object (forwarded to the local gateway as is).
-        texts: every text in the messages, in order (what detection scans).
-        text_roles: the role of each entry of ``texts``.
+        texts: every string the cloud target may receive, in order (what detection scans): message contents,
+            text parts, names, tool-call ids, function names and arguments, ``stop``.
+        text_roles: the role of each entry of ``texts`` (``request`` for top-level fields such as ``stop``).
         unscannable: some message part is not text (image, audio, file).
         stream: the client asked for server-sent events.
+        text_paths: where each entry of ``texts`` sits in ``body`` (``("messages", 0, "content")``).
     """
 
     body: dict[str, Any]
@@ -36,6 +46,60 @@ class ChatRequest:
     text_roles: list[str]
     unscannable: bool
     stream: bool
+    text_paths: list[FieldPath]
+
+    def cloud_body(self, texts: list[str] | None = None) -> dict[str, Any]:
+        """The request the cloud target sends, built only from scanned fields (allowlist, not blocklist).
+
+        Every string in the result is an entry of ``texts`` placed at its path, or a constant of the wire format
+        (a role, ``"text"``, ``"function"``); every number is one of :data:`CLOUD_NUMBERS`. Fields the router does
+        not scan (``tools``, ``user``, ``metadata``, ``seed``, unknown keys) are not forwarded.
+
+        Args:
+            texts: the texts to place (default: ``self.texts``; the redacted ones under ``redact_to_cloud``).
+
+        Raises:
+            KeyError: a forwarded string has no scanned text (a bug: fail closed rather than forward it).
+        """
+        at = dict(zip(self.text_paths, self.texts if texts is None else texts, strict=True))
+        messages = []
+        for i, msg in enumerate(self.body["messages"]):
+            out: dict[str, Any] = {"role": msg["role"]}
+            content = msg.get("content")
+            if isinstance(content, str):
+                out["content"] = at["messages", i, "content"]
+            elif isinstance(content, list):
+                out["content"] = [
+                    {"type": "text", "text": at["messages", i, "content", j, "text"]}
+                    for j, part in enumerate(content)
+                    if part["type"] in TEXT_PART_TYPES
+                ]
+            else:
+                out["content"] = None
+            for key in ("name", "tool_call_id"):
+                if msg.get(key) is not None:
+                    out[key] = at["messages", i, key]
+            if msg.get("tool_calls") is not None:
+                calls = []
+                for j, call in enumerate(msg["tool_calls"]):
+                    base: FieldPath = ("messages", i, "tool_calls", j)
+                    new: dict[str, Any] = {"type": "function"}
+                    if call.get("id") is not None:
+                        new["id"] = at[(*base, "id")]
+                    new["function"] = {k: at[(*base, "function", k)] for k in ("name", "arguments")}
+                    calls.append(new)
+                out["tool_calls"] = calls
+            if msg.get("function_call") is not None:
+                out["function_call"] = {k: at["messages", i, "function_call", k] for k in ("name", "arguments")}
+            messages.append(out)
+        body: dict[str, Any] = {"messages": messages}
+        body |= {k: self.body[k] for k in CLOUD_NUMBERS if self.body.get(k) is not None}
+        stop = self.body.get("stop")
+        if isinstance(stop, str):
+            body["stop"] = at[("stop",)]
+        elif isinstance(stop, list) and stop:
+            body["stop"] = [at["stop", j] for j in range(len(stop))]
+        return body
 
 
 def decode_body(event: dict[str, Any], max_bytes: int) -> bytes:
@@ -71,128 +135,230 @@ def parse_request(data: bytes) -> ChatRequest:
     """Parse and validate a chat-completions request body.
 
     Raises:
-        BadRequest: not JSON, not an object, or a field of the wrong type/value (the message names it).
+        BadRequest: not JSON, nested deeper than :data:`MAX_JSON_DEPTH`, an integer longer than
+            :data:`MAX_INT_DIGITS` digits, not an object, or a field of the wrong type/value (the message names it).
     """
-    try:
-        body = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    body = _loads(data)
     if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object", code="invalid_type")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest(
-            "messages: required, a non-empty list of {role, content}", param="messages", code="invalid_value"
-        )
-    texts: list[str] = []
-    roles: list[str] = []
+        raise BadRequest("request body must be a JSON object", code="invalid_json")
+    validate.chat_request(body, LIMITS)  # OpenAI's rules, shared with the gateway and the SageMaker handler
+    messages = body["messages"]
+    fields = _Fields()
     unscannable = False
     for i, msg in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(msg, dict):
-            raise BadRequest(f"{where}: expected an object with role and content", param=where, code="invalid_type")
-        role = msg.get("role")
-        if role not in ROLES:
-            raise BadRequest(
-                f"{where}.role: expected one of {', '.join(ROLES)}", param=f"{where}.role", code="invalid_value"
+        unscannable |= _message(msg, i, fields)
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        fields.add(("stop",), stop, "request")
+    elif isinstance(stop, list):
+        for j, s in enumerate(stop):
+            fields.add(("stop", j), s, "request")
+    return ChatRequest(body, fields.texts, fields.roles, unscannable, bool(body.get("stream", False)), fields.paths)
+
+
+class _Fields:
+    """The texts of a request with where each sits (its path in the body) and the role it belongs to."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.roles: list[str] = []
+        self.paths: list[FieldPath] = []
+
+    def add(self, path: FieldPath, text: str, role: str) -> None:
+        self.texts.append(text)
+        self.roles.append(role)
+        self.paths.append(path)
+
+
+def _message(msg: dict[str, Any], i: int, fields: _Fields) -> bool:
+    """Collect the texts of ``messages[i]`` (already checked by ``wire.validate``) and check its tool calls; True
+    when it holds a part that cannot be scanned."""
+    where = f"messages[{i}]"
+    role = msg["role"]
+    unscannable = False
+    content = msg.get("content")
+    if isinstance(content, str):
+        fields.add(("messages", i, "content"), content, role)
+    elif isinstance(content, list):
+        for j, part in enumerate(content):
+            if part["type"] in TEXT_PART_TYPES:
+                fields.add(("messages", i, "content", j, "text"), part["text"], role)
+            else:
+                unscannable = True
+    for key in ("name", "tool_call_id"):
+        if msg.get(key) is not None:
+            _need_str(msg[key], f"{where}.{key}")
+            fields.add(("messages", i, key), msg[key], role)
+    calls = msg.get("tool_calls")
+    if calls is not None:
+        if not isinstance(calls, list):
+            raise BadRequest(f"{where}.tool_calls: expected a list", param=f"{where}.tool_calls", code="invalid_type")
+        for j, call in enumerate(calls):
+            cwhere = f"{where}.tool_calls[{j}]"
+            if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+                raise BadRequest(
+                    f"{cwhere}: expected an object with a function {{name, arguments}}",
+                    param=cwhere,
+                    code="invalid_type",
+                )
+            if call.get("type", "function") != "function":
+                raise BadRequest(f"{cwhere}.type: expected function", param=f"{cwhere}.type", code="invalid_value")
+            if call.get("id") is not None:
+                _need_str(call["id"], f"{cwhere}.id")
+                fields.add(("messages", i, "tool_calls", j, "id"), call["id"], role)
+            _function(
+                call["function"], f"{cwhere}.function", ("messages", i, "tool_calls", j, "function"), role, fields
             )
-        content = msg.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-            roles.append(role)
-        elif isinstance(content, list):
-            for j, part in enumerate(content):
-                pwhere = f"{where}.content[{j}]"
-                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                    raise BadRequest(f"{pwhere}: expected an object with a type", param=pwhere, code="invalid_type")
-                if part["type"] in TEXT_PART_TYPES:
-                    if not isinstance(part.get("text"), str):
-                        raise BadRequest(
-                            f"{pwhere}.text: expected a string", param=f"{pwhere}.text", code="invalid_type"
-                        )
-                    texts.append(part["text"])
-                    roles.append(role)
-                else:
-                    unscannable = True
-        elif content is None and role in ("assistant", "tool"):
-            continue
-        else:
+    if msg.get("function_call") is not None:
+        fc = msg["function_call"]
+        if not isinstance(fc, dict):
             raise BadRequest(
-                f"{where}.content: expected a string or a list of parts", param=f"{where}.content", code="invalid_type"
+                f"{where}.function_call: expected an object {{name, arguments}}",
+                param=f"{where}.function_call",
+                code="invalid_type",
             )
-        if msg.get("tool_calls") is not None or msg.get("function_call") is not None:
-            # Tool-call arguments are free text too: scan them as such.
-            texts.append(json.dumps([msg.get("tool_calls"), msg.get("function_call")], ensure_ascii=False))
-            roles.append(role)
-    _check_optional(body)
-    return ChatRequest(body, texts, roles, unscannable, bool(body.get("stream", False)))
+        _function(fc, f"{where}.function_call", ("messages", i, "function_call"), role, fields)
+    return unscannable
 
 
-def _check_optional(body: dict[str, Any]) -> None:
-    checks: tuple[tuple[str, tuple[type, ...], str], ...] = (
-        ("model", (str,), "a string"),
-        ("max_tokens", (int,), "a positive integer"),
-        ("max_completion_tokens", (int,), "a positive integer"),
-        ("temperature", (int, float), "a number between 0 and 2"),
-        ("top_p", (int, float), "a number between 0 and 1"),
-        ("stream", (bool,), "true or false"),
-        ("stop", (str, list), "a string or a list of strings"),
-    )
-    for name, types, allowed in checks:
-        if name not in body or body[name] is None:
+def _function(fn: dict[str, Any], where: str, path: FieldPath, role: str, fields: _Fields) -> None:
+    for key in ("name", "arguments"):
+        _need_str(fn.get(key), f"{where}.{key}")
+        value = fn[key]
+        if key == "arguments" and "\\u" in value:
+            value = _unescape_arguments(value)
+        fields.add((*path, key), value, role)
+
+
+_JSON_U_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u([0-9a-fA-F]{4})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?")
+
+
+def _unescape_arguments(arguments: str) -> str:
+    """Tool-call arguments (JSON text) with ``\\uXXXX`` escapes written as the characters they stand for.
+
+    ``{"card": "\\u516d\\u4e8c..."}`` hides its characters from detection; the same JSON with the characters
+    written out means the same to any parser, so that is what is scanned and what the cloud receives. Quotes,
+    backslashes and control characters stay escaped; arguments that are not JSON are left as they are.
+    """
+    try:
+        json.loads(arguments)
+    except (ValueError, RecursionError):
+        return arguments
+
+    def repl(m: re.Match[str]) -> str:
+        cp = int(m.group(2), 16)
+        if m.group(3) and 0xD800 <= cp <= 0xDBFF:
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (int(m.group(3), 16) - 0xDC00)
+        elif 0xD800 <= cp <= 0xDFFF or m.group(3):
+            return m.group()
+        char = chr(cp)
+        if char in '"\\' or cp < 0x20:
+            return m.group()
+        return m.group(1) + char
+
+    return _JSON_U_ESCAPE.sub(repl, arguments)
+
+
+def _need_str(value: Any, where: str) -> None:
+    if not isinstance(value, str):
+        raise BadRequest(f"{where}: expected a string", param=where, code="invalid_type")
+
+
+class _LongInt(str):
+    """An integer literal too long to convert (Python refuses over 4,300 digits); reported with its field."""
+
+
+def _parse_int(literal: str) -> int | _LongInt:
+    if len(literal) > MAX_INT_DIGITS + 1:  # + 1: a minus sign
+        return _LongInt(literal)
+    return int(literal)
+
+
+def _loads(data: bytes) -> Any:
+    """``json.loads`` with bounded nesting and integer size; each violation is a 400 naming where it is."""
+    try:
+        body = json.loads(data, parse_int=_parse_int)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        where = _deep_path(data.decode("utf-8", "replace"))
+        raise BadRequest(
+            f"{where or 'request body'}: JSON nested deeper than {MAX_JSON_DEPTH} levels",
+            param=where,
+            code="too_deep",
+        ) from None
+    # Iterative walk (no recursion of our own): depth and over-long integers, with the path of the first offender.
+    stack: list[tuple[Any, FieldPath]] = [(body, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict | list) and len(path) >= MAX_JSON_DEPTH:
+            where = format_path(path)
+            raise BadRequest(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels", param=where, code="too_deep")
+        if isinstance(node, dict):
+            stack.extend((v, (*path, k)) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(node))
+        elif isinstance(node, _LongInt):
+            where = format_path(path) or "request body"
+            raise BadRequest(
+                f"{where}: integer longer than {MAX_INT_DIGITS} digits",
+                param=format_path(path) or None,
+                code="invalid_value",
+            )
+    return body
+
+
+def format_path(path: FieldPath) -> str:
+    """``("messages", 0, "content")`` -> ``messages[0].content``."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _deep_path(text: str) -> str | None:
+    """The path at which ``text`` (JSON too deep to parse) first exceeds :data:`MAX_JSON_DEPTH`; None at the top."""
+    path: list[str | int] = []
+    key: str | None = None
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            if path and isinstance(path[-1], str):
+                key = text[i + 1 : j]
+            i = j + 1
             continue
-        v = body[name]
-        ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
-        if ok and name in ("max_tokens", "max_completion_tokens"):
-            ok = v > 0
-        elif ok and name == "temperature":
-            ok = 0 <= v <= 2
-        elif ok and name == "top_p":
-            ok = 0 <= v <= 1
-        elif ok and name == "stop" and isinstance(v, list):
-            ok = len(v) <= 4 and all(isinstance(s, str) for s in v)
-        if not ok:
-            raise BadRequest(f"{name}: expected {allowed}", param=name, code="invalid_value")
-
-
-def completion_body(text: str, model: str, prompt_tokens: int | None, completion_tokens: int | None) -> dict[str, Any]:
-    """An OpenAI ``chat.completion`` object for one answer."""
-    usage = None
-    if prompt_tokens is not None and completion_tokens is not None:
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": usage,
-    }
+        if c in "[{":
+            if len(path) >= MAX_JSON_DEPTH:
+                return format_path(tuple(path)) or None
+            if path and isinstance(path[-1], str) and key is not None:
+                path[-1] = key
+            path.append(0 if c == "[" else "")
+        elif c in "]}":
+            if path:
+                path.pop()
+        elif c == "," and path and isinstance(path[-1], int):
+            path[-1] += 1
+        i += 1
+    return None
 
 
 def as_sse(completion: dict[str, Any]) -> str:
-    """A finished completion as ``chat.completion.chunk`` server-sent events.
+    """A finished completion as ``chat.completion.chunk`` server-sent events (``wire.build`` / ``wire.sse``).
 
     Lambda behind an HTTP API buffers the whole response, so a client that asked for ``stream`` gets the answer in
-    one content chunk, then the finish chunk and ``[DONE]``: the shape OpenAI clients parse.
+    one content chunk, then the finish chunk (with the usage) and ``[DONE]``: the shape OpenAI clients parse.
     """
-    base = {
-        "id": completion.get("id", ""),
-        "object": "chat.completion.chunk",
-        "created": completion.get("created", 0),
-        "model": completion.get("model", ""),
-    }
+    rid, model, created = completion.get("id", ""), completion.get("model", ""), completion.get("created", 0)
     events = []
     for choice in completion.get("choices", []):
         content = (choice.get("message") or {}).get("content") or ""
         idx = choice.get("index", 0)
-        delta = {"role": "assistant", "content": content}
-        events.append(base | {"choices": [{"index": idx, "delta": delta, "finish_reason": None}]})
-        events.append(
-            base | {"choices": [{"index": idx, "delta": {}, "finish_reason": choice.get("finish_reason", "stop")}]}
-        )
-    return "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events) + "data: [DONE]\n\n"
+        events.append(build.chunk("chat", rid, model, content, first=True, index=idx, created=created))
+        events.append(build.chunk("chat", rid, model, None, choice.get("finish_reason"), index=idx, created=created))
+    if completion.get("usage"):
+        events.append(build.chunk("chat", rid, model, None, usage_=completion["usage"], created=created))
+    return (b"".join(sse.event(e) for e in events) + sse.DONE).decode()

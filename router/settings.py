@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.errors import SettingsError
+from router.limits import DEFAULT_ALLOW_ROUTE_HINT, DEFAULT_POLICY, LIMITS, POLICIES, TARGETS
 
-POLICIES = ("local_only", "redact_to_cloud")
-TARGETS = ("local", "cloud")
+__all__ = ["ENV_VARS", "POLICIES", "TARGETS", "CallerOverride", "Settings"]
 
 ENV_VARS = (
     "ROUTER_POLICY",
@@ -48,22 +48,22 @@ class CallerOverride:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the router needs, with the same defaults as ``config/router_section.py``."""
+    """Everything the router needs; defaults and bounds from ``router.limits`` (shared with the config section)."""
 
-    policy: str = "local_only"
-    complexity_threshold: float = 0.5
+    policy: str = DEFAULT_POLICY
+    complexity_threshold: float = LIMITS["complexity_threshold"].default
     custom_patterns: tuple[tuple[str, str], ...] = ()
     custom_keywords: tuple[str, ...] = ()
     local_url: str = ""
     local_secret_arn: str = ""
-    local_timeout_s: float = 8.0
+    local_timeout_s: float = LIMITS["local_timeout_s"].default
     sagemaker_endpoint: str = ""
-    cloud_timeout_s: float = 20.0
-    breaker_failures: int = 3
-    breaker_reset_s: float = 30.0
-    max_body_bytes: int = 262144
-    default_max_tokens: int = 512
-    allow_route_hint: bool = True
+    cloud_timeout_s: float = LIMITS["cloud_timeout_s"].default
+    breaker_failures: int = int(LIMITS["breaker_failures"].default)
+    breaker_reset_s: float = LIMITS["breaker_reset_s"].default
+    max_body_bytes: int = int(LIMITS["max_body_bytes"].default)
+    default_max_tokens: int = int(LIMITS["default_max_tokens"].default)
+    allow_route_hint: bool = DEFAULT_ALLOW_ROUTE_HINT
     caller_overrides: Mapping[str, CallerOverride] = field(default_factory=dict)
 
     @classmethod
@@ -80,24 +80,23 @@ class Settings:
             SettingsError: a variable is malformed; the message names it and says what is allowed.
         """
         env = os.environ if env is None else env
-        d = cls()
-        policy = env.get("ROUTER_POLICY", d.policy)
+        policy = env.get("ROUTER_POLICY", DEFAULT_POLICY)
         _choice("ROUTER_POLICY", policy, POLICIES)
         return cls(
             policy=policy,
-            complexity_threshold=_float(env, "ROUTER_COMPLEXITY_THRESHOLD", d.complexity_threshold, 0.0, 1.0),
+            complexity_threshold=_number(env, "complexity_threshold"),
             custom_patterns=_patterns(env.get("ROUTER_CUSTOM_PATTERNS", "[]")),
             custom_keywords=_keywords(env.get("ROUTER_CUSTOM_KEYWORDS", "[]")),
             local_url=_url(env.get("ROUTER_LOCAL_URL", "")),
             local_secret_arn=env.get("ROUTER_LOCAL_SECRET_ARN", ""),
-            local_timeout_s=_float(env, "ROUTER_LOCAL_TIMEOUT_S", d.local_timeout_s, 0.001, 900.0),
+            local_timeout_s=_number(env, "local_timeout_s"),
             sagemaker_endpoint=env.get("ROUTER_SAGEMAKER_ENDPOINT", ""),
-            cloud_timeout_s=_float(env, "ROUTER_CLOUD_TIMEOUT_S", d.cloud_timeout_s, 0.001, 900.0),
-            breaker_failures=int(_float(env, "ROUTER_BREAKER_FAILURES", d.breaker_failures, 1, 1000)),
-            breaker_reset_s=_float(env, "ROUTER_BREAKER_RESET_S", d.breaker_reset_s, 0.0, 86400.0),
-            max_body_bytes=int(_float(env, "ROUTER_MAX_BODY_BYTES", d.max_body_bytes, 1, 6_000_000)),
-            default_max_tokens=int(_float(env, "ROUTER_DEFAULT_MAX_TOKENS", d.default_max_tokens, 1, 1_000_000)),
-            allow_route_hint=_bool(env, "ROUTER_ALLOW_ROUTE_HINT", d.allow_route_hint),
+            cloud_timeout_s=_number(env, "cloud_timeout_s"),
+            breaker_failures=int(_number(env, "breaker_failures")),
+            breaker_reset_s=_number(env, "breaker_reset_s"),
+            max_body_bytes=int(_number(env, "max_body_bytes")),
+            default_max_tokens=int(_number(env, "default_max_tokens")),
+            allow_route_hint=_bool(env, "ROUTER_ALLOW_ROUTE_HINT", DEFAULT_ALLOW_ROUTE_HINT),
             caller_overrides=_overrides(env.get("ROUTER_CALLER_OVERRIDES", "{}")),
         )
 
@@ -118,16 +117,19 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise SettingsError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
 
 
-def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+def _number(env: Mapping[str, str], field_name: str) -> float:
+    """``ROUTER_<FIELD>`` checked against ``router.limits.LIMITS[field]`` (unset: the default)."""
+    bound = LIMITS[field_name]
+    name = f"ROUTER_{field_name.upper()}"
     raw = env.get(name)
     if raw is None or raw == "":
-        return float(default)
+        return float(bound.default)
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a number between {lo:g} and {hi:g}") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name}={raw!r}: expected a number between {lo:g} and {hi:g}")
+        raise SettingsError(f"{name}={raw!r}: expected {bound.describe()}") from None
+    if not bound.allows(value) or (bound.integer and not value.is_integer()):
+        raise SettingsError(f"{name}={raw!r}: expected {bound.describe()}")
     return value
 
 

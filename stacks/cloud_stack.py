@@ -15,6 +15,7 @@ from stacks.constructs.autoscaling import AutoscalingProps, EndpointAutoscaling,
 from stacks.constructs.endpoint import EndpointProps, SageMakerEndpoint
 from stacks.constructs.network import NetworkProps, PrivateNetwork
 from stacks.constructs.observability import EndpointObservability, ObservabilityProps
+from stacks.container_env import container_environment
 from stacks.image import resolve_image
 
 
@@ -55,7 +56,7 @@ class EndpointStack(Stack):
                 ),
                 key=self.ops_key,
             )
-        image = resolve_image(self, ep.image.uri, ep.image.repository, ep.image.tag)
+        image = resolve_image(self, ep.image.uri, ep.image_repository, ep.image_tag)
         self.endpoint = SageMakerEndpoint(
             self,
             "Endpoint",
@@ -68,9 +69,12 @@ class EndpointStack(Stack):
                 instance_has_nvme=instance.nvme,
                 variant_name=ep.variant_name,
                 initial_instances=ep.min_instances,
-                environment=dict(ep.environment),
-                health_check_timeout_s=ep.health_check_timeout_s,
-                model_download_timeout_s=ep.model_download_timeout_s,
+                environment=container_environment(config),
+                model_uncompressed=config.model.uncompressed,
+                engine=ep.engine,
+                volume_size_gb=config.volume_size_gb,
+                health_check_timeout_s=config.health_check_timeout_s,
+                model_download_timeout_s=config.model_download_timeout_s,
                 data_capture=ep.data_capture.enabled,
                 data_capture_sampling_percent=ep.data_capture.sampling_percent,
                 capture_input=ep.data_capture.capture_input,
@@ -93,9 +97,7 @@ class EndpointStack(Stack):
                 target_qps_per_instance=ep.target_qps_per_instance,
                 scale_out_cooldown_s=ep.scale_out_cooldown_s,
                 scale_in_cooldown_s=ep.scale_in_cooldown_s,
-                concurrency_target=(
-                    ep.concurrency_scaling.target_concurrent_requests if ep.concurrency_scaling.enabled else None
-                ),
+                concurrency_target=ep.concurrency_target if ep.concurrency_enabled else None,
                 windows=[
                     ScheduledWindowProps(w.name, w.start, w.end, w.timezone, w.min_instances)
                     for w in ep.scheduled_scaling

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from collections import Counter
@@ -19,6 +20,9 @@ from typing import Any
 from config import ConfigError, DeploymentConfig, load_config
 from config.atomic import write_text_atomic
 from config.instances import instance_table
+from config.loader import with_engine
+from config.schema import CONCURRENCY_TARGET_FILL
+from stacks.container_env import container_environment
 from stacks.data_paths import data_paths_section
 
 HOURS_PER_MONTH = 730
@@ -88,19 +92,65 @@ def acknowledgements(metadata_file: Path) -> list[tuple[str, str, str]]:
     return sorted(acks)
 
 
+def engine_in_words(cfg: DeploymentConfig) -> list[str]:
+    """Which serving engine runs, with which image and options (the environment synth generated)."""
+    ep, m = cfg.endpoint, cfg.model
+    image = ep.image.uri or f"<DLC account>.dkr.ecr.<region>.amazonaws.com/{ep.image_repository}:{ep.image_tag}"
+    source = (
+        f"the hub id {m.hub_id} (downloaded by the container)"
+        if ep.engine == "lmi" and ep.lmi.model_source == "hub"
+        else f"s3://<artifact bucket>/{m.s3_key} ({'uncompressed prefix' if m.uncompressed else 'model.tar.gz'})"
+    )
+    precision = m.quantization if m.quantization != "none" else m.dtype
+    if ep.engine == "lmi":
+        lines = [
+            f"Engine `lmi`: vLLM on the Large Model Inference container ({ep.lmi.mode.replace('_', ' ')} mode), "
+            f"image `{image}`.",
+            f"Model {m.name} ({m.params_billions:g}B at {precision}, ~{cfg.weights_gib:.1f} GiB of weights) from "
+            f"{source}; tensor parallel over {ep.tensor_parallel_degree} of {ep.instance.gpus} GPU(s) "
+            f"({ep.model_copies} model cop{'y' if ep.model_copies == 1 else 'ies'} per instance), up to "
+            f"{ep.runtime.max_batch_size} sequences in the rolling batch per copy, context {ep.max_model_len} tokens.",
+        ]
+        if m.quantization in ("awq", "gptq"):
+            lines.append(f"{m.quantization} is read from the checkpoint's config by vLLM (LMI: do not set it again).")
+    else:
+        lines = [
+            f"Engine `handler`: our inference.py on the PyTorch inference container, image `{image}`.",
+            f"Model {m.name} ({m.params_billions:g}B at {precision}, ~{cfg.weights_gib:.1f} GiB of weights) from "
+            f"{source}; one model copy per GPU, batches of up to {ep.runtime.max_batch_size} prompts.",
+        ]
+    lines.append(
+        f"Start-up: {cfg.model_download_timeout_s} s to download the model, {cfg.health_check_timeout_s} s until "
+        "the container must answer /ping."
+    )
+    env = container_environment(cfg)
+    lines.append("Container environment: " + ", ".join(f"`{k}={v}`" for k, v in env.items()) + ".")
+    return lines
+
+
 def scaling_in_words(cfg: DeploymentConfig) -> list[str]:
     ep = cfg.endpoint
     lines = [
         f"{ep.min_instances}–{ep.max_instances} × {ep.instance_type}; adds instances when a minute averages more "
         f"than {ep.target_qps_per_instance:g} requests/s per instance (TargetValue "
-        f"{ep.target_invocations_per_instance_per_minute:g} SageMakerVariantInvocationsPerInstance per minute); "
+        f"{ep.target_invocations_per_instance_per_minute:g} SageMakerVariantInvocationsPerInstance per minute, "
+        "the reference guide's QPS rule); "
         f"waits {ep.scale_out_cooldown_s} s between scale-outs and {ep.scale_in_cooldown_s} s before removing "
         "instances.",
     ]
-    if ep.concurrency_scaling.enabled:
+    if ep.concurrency_enabled:
+        why = "so long generations scale out before QPS rises"
+        if ep.engine == "lmi" and ep.concurrency_scaling.target_concurrent_requests is None:
+            why = (
+                f"= {int(CONCURRENCY_TARGET_FILL * 100)}% of the {ep.runtime.max_batch_size * ep.model_copies} "
+                "rolling-batch slots per instance, so instances are added while a new request still joins a batch "
+                "at once instead of queueing; an LLM answer holds its slot for seconds, so QPS alone reacts late"
+            )
         lines.append(
-            f"Also tracks {ep.concurrency_scaling.target_concurrent_requests:g} concurrent requests per model copy "
-            "on the 10-second high-resolution metric, so long generations scale out before QPS rises."
+            f"Also tracks {ep.concurrency_target:g} concurrent requests per instance (TargetValue of "
+            f"SageMakerVariantConcurrentRequestsPerModelHighResolution, a 10-second metric) {why}. With two "
+            "target-tracking policies, Application Auto Scaling scales out when either asks and in only when both "
+            "allow."
         )
     for w in ep.scheduled_scaling:
         lines.append(
@@ -153,6 +203,9 @@ def build_review(cfg: DeploymentConfig, assembly: Path, previous: Path | None) -
         f"Endpoint `{cfg.endpoint_name}` serving `{cfg.model.name}` ({cfg.model.params_billions:g}B, "
         f"{cfg.model.quantization if cfg.model.quantization != 'none' else cfg.model.dtype}).",
         "",
+        "## Engine",
+        *[f"- {line}" for line in engine_in_words(cfg)],
+        "",
         "## Scaling",
         *[f"- {line}" for line in scaling_in_words(cfg)],
         "",
@@ -201,12 +254,17 @@ def build_review(cfg: DeploymentConfig, assembly: Path, previous: Path | None) -
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Write an ops review of the synthesized templates")
     ap.add_argument("--env", default="dev")
+    ap.add_argument("--engine", choices=["handler", "lmi"], help="the endpoint.engine override synth used")
     ap.add_argument("--assembly", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=Path("cdk.out/REVIEW.md"))
     ap.add_argument("--state", type=Path, default=None, help="where the previous review's templates are kept")
     args = ap.parse_args(argv)
     try:
-        cfg = load_config(args.env)
+        # LLM_DEPLOY_CONFIG_DIR: another folder of <env>.yaml files, as for app.py (e.g. config/examples)
+        config_dir = os.environ.get("LLM_DEPLOY_CONFIG_DIR")
+        cfg = load_config(args.env, Path(config_dir)) if config_dir else load_config(args.env)
+        if args.engine:
+            cfg = with_engine(cfg, args.engine, f"config/{args.env}.yaml with --engine {args.engine}")
     except ConfigError as err:
         print(f"config error:\n{err}", file=sys.stderr)
         return 2

@@ -14,7 +14,14 @@ from typing import Literal, Protocol
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One generation. Exactly one of ``prompt`` (completions) or ``messages`` (chat) is set."""
+    """One generation. Exactly one of ``prompt`` (completions) or ``messages`` (chat) is set.
+
+    ``min_tokens``: end-of-sequence tokens are ruled out until this many tokens exist (stop strings still apply).
+    ``ignore_eos``: generate through end-of-sequence tokens until ``max_tokens`` or a stop string.
+    ``logprobs``: None for none; ``k`` for the chosen token's log-probability plus the ``k`` most likely tokens'.
+    ``truncate``: keep the end of an over-long prompt instead of rejecting it (the SageMaker handler's
+    TRUNCATE_INPUT); the gateway always rejects.
+    """
 
     prompt: str | None = None
     messages: list[dict[str, str]] | None = None
@@ -23,16 +30,33 @@ class GenerationRequest:
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    min_tokens: int = 0
+    ignore_eos: bool = False
+    logprobs: int | None = None
+    truncate: bool = False
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token's text and log-probability, and the most likely alternatives ``(text, logprob)``."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
 class GenerationChunk:
-    """A piece of output. The last chunk has ``finish_reason`` set and the final token counts."""
+    """A piece of output. The last chunk has ``finish_reason`` set and the final token counts.
+
+    ``logprobs`` holds the tokens generated since the previous chunk when the request asked for them.
+    """
 
     text: str
     finish_reason: Literal["stop", "length"] | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 class EmbeddedEngineProtocol(Protocol):

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from local.embedded.api import GenerationChunk, GenerationRequest
-from local.embedded.errors import EmbeddedEngineError, InvalidRequestError
+from local.embedded.cpu import default_cpu_threads
+from local.embedded.errors import EmbeddedEngineError, InvalidRequestError, PromptTooLongError
 from local.embedded.loading import (
     Placement,
     eos_token_ids,
@@ -28,10 +29,12 @@ from local.embedded.sampling import SEED_MODULUS
 from local.embedded.scheduler import BatchScheduler, Sequence
 from local.embedded.settings import EmbeddedSettings
 from local.embedded.text import IncrementalDetokenizer, StopStringMatcher
+from wire.validate import MAX_STOP, TEMPERATURE_MAX, TOP_LOGPROBS_MAX
 
-# OpenAI's limits on the sampling fields; the engine enforces the same so errors match the hosted API.
-MAX_TEMPERATURE = 2.0
-MAX_STOP_STRINGS = 4
+# OpenAI's limits on the sampling fields, from the project's one wire module, so every entry point agrees.
+MAX_TEMPERATURE = TEMPERATURE_MAX
+MAX_STOP_STRINGS = MAX_STOP
+MAX_TOP_LOGPROBS = TOP_LOGPROBS_MAX
 
 
 class EmbeddedEngine:
@@ -77,6 +80,9 @@ class EmbeddedEngine:
         async with self._start_lock:
             if self._scheduler is not None and self._scheduler.alive():
                 return
+            if self._placement.device.type == "cpu":
+                # Process-wide: the model thread's matmuls use this many threads (see local.embedded.cpu).
+                torch.set_num_threads(self._settings.cpu_threads or default_cpu_threads())
             model, tokenizer = await asyncio.to_thread(load_model_and_tokenizer, self._settings, self._placement)
             scheduler = BatchScheduler(self._settings, self._placement, model, eos_token_ids(model, tokenizer))
             await asyncio.wrap_future(scheduler.start())
@@ -109,6 +115,15 @@ class EmbeddedEngine:
         """Why compiling failed, when it did."""
         return None if self._scheduler is None else self._scheduler.compile_error
 
+    def decode_batch_sizes(self, clear: bool = False) -> list[int]:
+        """Sequences in each recent decode step (up to the last 4096 steps); ``clear`` starts a new record."""
+        if self._scheduler is None:
+            return []
+        sizes = list(self._scheduler.decode_sizes)
+        if clear:
+            self._scheduler.decode_sizes.clear()
+        return sizes
+
     def slots_in_use(self) -> int:
         """Batch slots held by requests right now (for metrics and tests)."""
         return 0 if self._scheduler is None else self._scheduler.slots_in_use()
@@ -139,8 +154,10 @@ class EmbeddedEngine:
             ids = [int(bos)]
         limit = self._settings.max_input_tokens
         if len(ids) > limit:
+            if request.truncate:
+                return ids[-limit:]  # keep the end: the most recent text matters most to a causal LM
             param = "messages" if request.messages is not None else "prompt"
-            raise InvalidRequestError(param, f"is {len(ids)} tokens; this engine accepts at most {limit}")
+            raise PromptTooLongError(param, f"is {len(ids)} tokens; this engine accepts at most {limit}")
         return ids
 
     def _require_tokenizer(self) -> Any:
@@ -153,11 +170,21 @@ class EmbeddedEngine:
         if not 1 <= request.max_tokens <= limit:
             raise InvalidRequestError("max_tokens", f"{request.max_tokens} is out of range; allowed 1..{limit}")
         if not 0.0 <= request.temperature <= MAX_TEMPERATURE:
-            raise InvalidRequestError("temperature", f"{request.temperature} is out of range; allowed 0..2")
+            raise InvalidRequestError(
+                "temperature", f"{request.temperature} is out of range; allowed 0..{MAX_TEMPERATURE:g}"
+            )
         if not 0.0 < request.top_p <= 1.0:
             raise InvalidRequestError("top_p", f"{request.top_p} is out of range; allowed (0, 1]")
         if len(request.stop) > MAX_STOP_STRINGS or any(not isinstance(s, str) for s in request.stop):
             raise InvalidRequestError("stop", f"expected up to {MAX_STOP_STRINGS} strings")
+        if not 0 <= request.min_tokens <= request.max_tokens:
+            raise InvalidRequestError(
+                "min_tokens", f"{request.min_tokens} is out of range; allowed 0..max_tokens ({request.max_tokens})"
+            )
+        if request.logprobs is not None and not 0 <= request.logprobs <= MAX_TOP_LOGPROBS:
+            raise InvalidRequestError(
+                "top_logprobs", f"{request.logprobs} is out of range; allowed 0..{MAX_TOP_LOGPROBS}"
+            )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         """Yield chunks as tokens are generated; the last one has ``finish_reason`` and the token counts.
@@ -185,6 +212,9 @@ class EmbeddedEngine:
             stops=StopStringMatcher(list(request.stop)),
             loop=asyncio.get_running_loop(),
             queue=queue,
+            min_tokens=request.min_tokens,
+            ignore_eos=request.ignore_eos,
+            logprobs=request.logprobs,
         )
         scheduler.submit(seq)
         try:

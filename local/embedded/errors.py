@@ -25,3 +25,12 @@ class InvalidRequestError(ValueError):
     def __init__(self, param: str, message: str) -> None:
         super().__init__(f"{param}: {message}")
         self.param = param
+
+
+class PromptTooLongError(InvalidRequestError):
+    """The prompt has more tokens than the engine's ``max_input_tokens`` (HTTP 400 in OpenAI; the SageMaker
+    handler answers 413 as it always has)."""
+
+
+class UnsupportedFieldError(InvalidRequestError):
+    """A request field the engine cannot honour (tools, echo, image parts, ...): refused rather than ignored."""

@@ -8,8 +8,9 @@ engine always passes), so one small class works for every decoder-only model who
 Two modes:
 - ``prefill``: ``rows`` slots get a right-padded prompt batch written at positions ``[0, L)``; attention runs over the
   fresh keys only.
-- ``decode``: every slot writes one token at its own position ``positions[row]`` and attends over the first
-  ``kv_len`` cache positions (a bucket, so the compiled step sees a handful of shapes, not one per length).
+- ``decode``: slots ``[0, rows)`` (every slot in a compiled step) each write one token at their own position
+  ``positions[row]`` and attend over the first ``kv_len`` cache positions (a bucket when compiled, so the step sees
+  a handful of shapes, not one per length).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class SlotKVCache:
         self.rows = rows
 
     def set_decode(self, positions: torch.Tensor, kv_len: int) -> None:
-        """Next forward writes one token per slot at ``positions`` and attends over ``kv_len`` positions."""
+        """Next forward writes one token per slot ``[0, len(positions))`` at ``positions``, attending over ``kv_len``."""
         self.mode = "decode"
         self.positions = positions
         self.kv_len = kv_len
@@ -85,10 +86,16 @@ class SlotKVCache:
             k_cache[self.rows, :, :length] = key_states
             v_cache[self.rows, :, :length] = value_states
             return key_states, value_states
-        # Advanced indices split by a slice put the broadcast dim first: the target is [slots, kv_heads, head_dim].
-        k_cache[self._all_rows, :, self.positions] = key_states[:, :, 0]
-        v_cache[self._all_rows, :, self.positions] = value_states[:, :, 0]
-        return k_cache[:, :, : self.kv_len], v_cache[:, :, : self.kv_len]
+        # Slots [0, rows) take part (all of them in a compiled step). Advanced indices split by a slice put the
+        # broadcast dim first: the target is [rows, kv_heads, head_dim].
+        rows = key_states.shape[0]
+        if rows == self.slots:  # every slot (the compiled step): the same expressions the CUDA graphs captured
+            k_cache[self._all_rows, :, self.positions] = key_states[:, :, 0]
+            v_cache[self._all_rows, :, self.positions] = value_states[:, :, 0]
+            return k_cache[:, :, : self.kv_len], v_cache[:, :, : self.kv_len]
+        k_cache[self._all_rows[:rows], :, self.positions] = key_states[:, :, 0]
+        v_cache[self._all_rows[:rows], :, self.positions] = value_states[:, :, 0]
+        return k_cache[:rows, :, : self.kv_len], v_cache[:rows, :, : self.kv_len]
 
     # The few other Cache methods model code may call on paths the engine does not take; safe answers.
     def get_seq_length(self, layer_idx: int = 0) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,11 @@ from typing import Any
 import torch
 
 from local.embedded.attention import use_slot_attention
+from local.embedded.cpu import onednn_supports, pack_linears
 from local.embedded.errors import EngineSetupError
 from local.embedded.settings import EmbeddedSettings
 
+logger = logging.getLogger(__name__)
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -25,6 +28,14 @@ class Placement:
     dtype: torch.dtype
     compile: bool
     load_in_4bit: bool
+
+
+def auto_dtype(device: torch.device) -> torch.dtype:
+    """The dtype ``auto`` means: bfloat16 on a GPU (float16 when it has no bfloat16); on a CPU, bfloat16 where oneDNN
+    runs it natively (AVX-512 BF16 or AMX: half the weight bytes per token, see local.embedded.cpu), else float32."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if onednn_supports(torch.bfloat16) else torch.float32
 
 
 def resolve_placement(settings: EmbeddedSettings) -> Placement:
@@ -52,12 +63,7 @@ def resolve_placement(settings: EmbeddedSettings) -> Placement:
             raise EngineSetupError("load_in_4bit: bitsandbytes 4-bit needs a CUDA GPU; none is visible")
         if importlib.util.find_spec("bitsandbytes") is None:
             raise EngineSetupError("load_in_4bit: needs the bitsandbytes package (pip install bitsandbytes)")
-    if settings.dtype != "auto":
-        dtype = _DTYPES[settings.dtype]
-    elif device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    else:
-        dtype = torch.float32
+    dtype = _DTYPES[settings.dtype] if settings.dtype != "auto" else auto_dtype(device)
     if settings.load_in_4bit:
         dtype = torch.bfloat16
     if device.type == "cpu" and dtype == torch.float16:
@@ -65,6 +71,12 @@ def resolve_placement(settings: EmbeddedSettings) -> Placement:
     compile_step = settings.compile == "on" or (
         settings.compile == "auto" and device.type == "cuda" and not settings.load_in_4bit
     )
+    if settings.load_in_4bit and settings.compile == "auto":
+        logger.info(
+            "load_in_4bit: decode runs eager (no torch.compile / CUDA graphs): bitsandbytes' 4-bit matmul dequantises "
+            "through its own kernels, which this engine has not verified under CUDA-graph capture; set compile: on "
+            "to try (a failed compile falls back to eager and says why)"
+        )
     return Placement(device=device, dtype=dtype, compile=compile_step, load_in_4bit=settings.load_in_4bit)
 
 
@@ -96,6 +108,8 @@ def load_model_and_tokenizer(settings: EmbeddedSettings, placement: Placement) -
     if not placement.load_in_4bit:
         model = model.to(placement.device)  # type: ignore[arg-type]  # transformers' stub types .to() narrowly
     model.eval()
+    if placement.device.type == "cpu" and settings.cpu_onednn:
+        pack_linears(model, placement.dtype)
     if settings.attn_implementation == "slot" or (
         settings.attn_implementation == "auto" and placement.device.type == "cuda"
     ):
@@ -109,12 +123,28 @@ def check_context_fits(settings: EmbeddedSettings, config: Any) -> None:
     Raises:
         EngineSetupError: naming the two settings and the model's limit.
     """
-    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    if isinstance(positions, int) and settings.context_len > positions:
+    positions = model_positions(config)
+    if positions is not None and settings.context_len > positions:
         raise EngineSetupError(
             f"max_input_tokens + max_new_tokens_limit: {settings.max_input_tokens} + {settings.max_new_tokens_limit} "
             f"= {settings.context_len} exceeds the model's {positions} positions; lower them so the sum is <= {positions}"
         )
+
+
+def model_positions(config: Any) -> int | None:
+    """The model's position-table size (its longest context), from a config object or a ``config.json`` dict."""
+    get = config.get if isinstance(config, dict) else lambda k: getattr(config, k, None)
+    positions = get("max_position_embeddings") or get("n_positions")
+    return positions if isinstance(positions, int) and positions > 0 else None
+
+
+def model_positions_in(model_dir: Path) -> int | None:
+    """:func:`model_positions` of a model directory's ``config.json`` (None when absent or unreadable)."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return model_positions(config) if isinstance(config, dict) else None
 
 
 def served_model_name(settings: EmbeddedSettings) -> str:

@@ -1,15 +1,18 @@
 """The model loop: continuous batching over a fixed set of slots, run in one background thread.
 
-Each iteration (1) prefills waiting requests into free slots, (2) launches one decode step for every slot, and
-(3) turns the tokens of the *previous* launch into text while the GPU runs the current one. The decode step has
-static shapes (all slots, a few attention-length buckets), so on CUDA it is compiled once per bucket and replayed
-as a CUDA graph; finished rows keep computing harmless garbage until a new request takes the slot.
+Each iteration (1) prefills waiting requests into free slots, (2) launches one decode step, and (3) turns the
+tokens of the *previous* launch into text while the GPU runs the current one. Compiled (CUDA), the decode step has
+static shapes (all slots, a few attention-length buckets), so it is compiled once per bucket and replayed as a CUDA
+graph; finished rows keep computing harmless garbage until a new request takes the slot. Eager (CPU), a step runs
+only the rows up to the highest occupied slot (admission fills the lowest free slot first) over the exact attention
+length, so one request costs one row, not ``max_batch_size``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections import deque
@@ -20,7 +23,7 @@ from typing import Any, Literal
 
 import torch
 
-from local.embedded.api import GenerationChunk
+from local.embedded.api import GenerationChunk, TokenLogprob
 from local.embedded.errors import EmbeddedEngineError
 from local.embedded.kv_cache import ProbeCache, SlotKVCache
 from local.embedded.loading import Placement
@@ -53,11 +56,17 @@ class Sequence:
     stops: StopStringMatcher
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[GenerationChunk | BaseException]
+    min_tokens: int = 0
+    ignore_eos: bool = False
+    # None: no log-probabilities; k >= 0: the chosen token's and the k most likely tokens' (OpenAI top_logprobs).
+    logprobs: int | None = None
     slot: int = -1
     generated: int = 0
     next_pos: int = 0
     finished: bool = False
     cancelled: bool = False
+    # Log-probabilities of tokens whose text is not emitted yet (held back by the detokenizer or a stop string).
+    pending_logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 @dataclass
@@ -67,6 +76,8 @@ class _Launch:
     rows: list[tuple[int, Sequence]]  # (row in ``tokens``, sequence) for the rows that matter
     tokens: torch.Tensor
     event: torch.cuda.Event | None = None
+    # (chosen token's logprob [rows], top-k logprobs [rows, k], top-k ids [rows, k]) when a row asked for them.
+    logprobs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     # Filled on the host.
     host: list[int] = field(default_factory=list)
 
@@ -105,7 +116,10 @@ class BatchScheduler:
         self._slots_n = settings.max_batch_size
         self._context = settings.context_len
         self._buckets = kv_buckets(settings)
-        self._vocab = int(model.get_output_embeddings().weight.shape[0])
+        # out_features: an nn.Linear head and a oneDNN-packed one (local.embedded.cpu) both have it.
+        self._vocab = int(model.get_output_embeddings().out_features)
+        self._keep_last = False
+        self._eos_index = torch.tensor(sorted(eos_ids), dtype=torch.long, device=placement.device)
         self._cond = threading.Condition()
         self._waiting: deque[Sequence] = deque()
         self._slots: list[Sequence | None] = [None] * self._slots_n
@@ -120,6 +134,8 @@ class BatchScheduler:
         self._noise_fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] = gumbel_noise
         self.compile_error: str | None = None
         self._pending: deque[_Launch] = deque()
+        # Sequences in each recent decode step (for tests and benchmarks: did requests share a batch?).
+        self.decode_sizes: deque[int] = deque(maxlen=4096)
         # Chunks of one processing pass, handed to each caller's event loop in one call (not one wake-up per token).
         self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[Any], Any]]] = {}
 
@@ -192,8 +208,16 @@ class BatchScheduler:
     def _setup(self) -> None:
         probe = ProbeCache()
         ids = torch.zeros((1, 2), dtype=torch.long, device=self._device)
-        self._forward(ids, torch.arange(2, device=self._device)[None], self._causal_mask(2, 1), probe)
+        positions = torch.arange(2, device=self._device)[None]
+        self._forward(ids, positions, self._causal_mask(2, 1), probe)
         assert probe.dtype is not None
+        # Per-row logits_to_keep ([rows, 1] positions) exists in recent transformers; older ones slice differently.
+        keep = torch.ones((1, 1), dtype=torch.long, device=self._device)
+        try:
+            shape = tuple(self._forward(ids, positions, self._causal_mask(2, 1), ProbeCache(), keep=keep).shape)
+            self._keep_last = shape == (1, 1, self._vocab)
+        except (TypeError, ValueError, RuntimeError, IndexError):
+            self._keep_last = False
         # One extra cache row is scratch: a prefill batch of one prompt gets a dummy second row written there, so
         # the dynamic-shape prefill graph never meets the size-1 special case (one graph instead of several).
         rows = self._slots_n + 1
@@ -331,6 +355,8 @@ class BatchScheduler:
         seeds = torch.tensor([s.seed for s in seqs], dtype=torch.long, device=dev)
         steps = torch.zeros(len(seqs), dtype=torch.long, device=dev)
         sampling = any(s.temperature > 0 for s in seqs)
+        raw = logits
+        logits = self._block_eos(logits, seqs)
         first = (
             choose_tokens(logits, temps, top_ps, seeds, steps, apply_top_p=any(s.top_p < 1 for s in seqs))
             if sampling
@@ -344,7 +370,7 @@ class BatchScheduler:
         self._seeds.index_copy_(0, rows, seeds)
         for seq, length in zip(seqs, lengths, strict=True):
             seq.next_pos = length
-        self._pending.append(self._to_host(first, list(enumerate(seqs))))
+        self._pending.append(self._to_host(first, list(enumerate(seqs)), self._logprobs(raw, first, seqs)))
 
     def _prefill_logits(self, ids: torch.Tensor, rows: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         """Run right-padded prompts through the model, write their KV rows, return each prompt's last logits."""
@@ -371,40 +397,75 @@ class BatchScheduler:
         n, width = ids.shape
         self._cache.set_prefill(rows)
         positions = torch.arange(width, device=ids.device)[None].expand(n, -1)
+        # Only each prompt's last position goes through the LM head (a [rows, 1, vocab] product, not [rows, width,
+        # vocab]); a model that ignores logits_to_keep returns every position and is indexed here instead.
+        if self._keep_last:
+            return self._forward(ids, positions, self._causal_mask(width, n), self._cache, keep=last[:, None])[:, 0]
         logits = self._forward(ids, positions, self._causal_mask(width, n), self._cache)
         return logits[torch.arange(n, device=ids.device), last]
 
     # ---- decode ------------------------------------------------------------------------------------------------
     def _launch_decode(self, active: list[Sequence]) -> None:
         kv_len = self._bucket(max(s.next_pos for s in active) + 1)
-        out = self._run_decode(kv_len, self._sampling_mode(active))
+        # Compiled steps have static shapes (every row of the buffers, the same tensors each time, so the CUDA
+        # graphs read them in place); eager ones compute only up to the highest occupied slot.
+        rows = None if self._compiled else max(s.slot for s in active) + 1
+        by_row: list[Sequence | None] = [None] * (len(self._tokens) if rows is None else rows)
+        for seq in active:
+            by_row[seq.slot] = seq
+        out, raw = self._run_decode(kv_len, self._sampling_mode(active), rows, by_row)
+        self.decode_sizes.append(len(active))
         for seq in active:
             seq.next_pos += 1
-        self._pending.append(self._to_host(out, [(s.slot, s) for s in active]))
+        self._pending.append(self._to_host(out, [(s.slot, s) for s in active], self._logprobs(raw, out, by_row)))
 
-    def _run_decode(self, kv_len: int, sampling: Literal["greedy", "sample", "top_p"]) -> torch.Tensor:
+    def _run_decode(
+        self,
+        kv_len: int,
+        sampling: Literal["greedy", "sample", "top_p"],
+        rows: int | None = None,
+        by_row: list[Sequence | None] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One decode step over slots ``[0, rows)`` (None: every row); returns the chosen tokens and raw logits."""
         assert self._cache is not None
-        self._cache.set_decode(self._positions, kv_len)
+        buffers = (self._tokens, self._positions, self._temps, self._top_ps, self._seeds, self._steps)
+        tokens, positions, temps, top_ps, seeds, steps = buffers if rows is None else (b[:rows] for b in buffers)
+        self._cache.set_decode(positions, kv_len)
         if self._compiled:
             torch.compiler.cudagraph_mark_step_begin()
-        logits = self._decode_fn(self._tokens, self._positions, kv_len)
+        raw = self._decode_fn(tokens, positions, kv_len)
+        logits = raw if by_row is None else self._block_eos(raw, by_row)
         # Sampling stays eager: it is a few kernels, and inductor cannot compile its cumsum on every build.
         if sampling == "greedy":
             out = torch.argmax(logits, dim=-1)
         else:
             out = choose_tokens(
-                logits,
-                self._temps,
-                self._top_ps,
-                self._seeds,
-                self._steps,
-                apply_top_p=sampling == "top_p",
-                noise_fn=self._noise_fn,
+                logits, temps, top_ps, seeds, steps, apply_top_p=sampling == "top_p", noise_fn=self._noise_fn
             )
-        self._tokens.copy_(out)
-        self._positions.add_(1).clamp_(max=self._context - 1)
-        self._steps.add_(1)
-        return self._tokens.clone()
+        tokens.copy_(out)
+        positions.add_(1).clamp_(max=self._context - 1)
+        steps.add_(1)
+        return tokens.clone(), raw
+
+    def _block_eos(self, logits: torch.Tensor, by_row: list[Sequence] | list[Sequence | None]) -> torch.Tensor:
+        """Logits with the end-of-sequence tokens ruled out for rows that have not reached their ``min_tokens``."""
+        block = [s is not None and s.generated < s.min_tokens for s in by_row]
+        if not any(block) or not len(self._eos_index):
+            return logits
+        mask = torch.tensor(block, dtype=torch.bool, device=logits.device)[:, None]
+        blocked = logits.index_fill(1, self._eos_index, float("-inf"))
+        return torch.where(mask, blocked, logits)
+
+    def _logprobs(
+        self, raw: torch.Tensor, chosen: torch.Tensor, by_row: list[Sequence] | list[Sequence | None]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The chosen tokens' log-probabilities under the model (before temperature) and the top-k, if asked."""
+        wanted = [s.logprobs for s in by_row if s is not None and s.logprobs is not None]
+        if not wanted:
+            return None
+        logp = torch.log_softmax(raw.float(), dim=-1)
+        top_values, top_ids = torch.topk(logp, max(1, max(wanted)), dim=-1)
+        return logp.gather(1, chosen[:, None])[:, 0], top_values, top_ids
 
     def _decode_logits(self, tokens: torch.Tensor, positions: torch.Tensor, kv_len: int) -> torch.Tensor:
         assert self._cache is not None
@@ -420,16 +481,29 @@ class BatchScheduler:
         return "top_p" if any(s.top_p < 1 and s.temperature > 0 for s in active) else "sample"
 
     def _bucket(self, needed: int) -> int:
+        if not self._compiled:  # eager attention takes any length: attend over exactly what is written
+            return min(needed, self._context)
         for bucket in self._buckets:
             if bucket >= needed:
                 return bucket
         return self._buckets[-1]
 
     # ---- model call helpers ------------------------------------------------------------------------------------
-    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, cache: Any) -> torch.Tensor:
-        """Logits ``[rows, width, vocab]`` of a forward pass that reads and writes ``cache``."""
+    def _forward(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor,
+        cache: Any,
+        keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits ``[rows, width, vocab]`` of a forward pass that reads and writes ``cache``.
+
+        ``keep`` (``[rows, k]`` positions) asks for the logits of those positions only (``[rows, k, vocab]``).
+        """
+        extra: dict[str, Any] = {} if keep is None else {"logits_to_keep": keep}
         out = self._model(
-            input_ids=ids, position_ids=positions, attention_mask=mask, past_key_values=cache, use_cache=True
+            input_ids=ids, position_ids=positions, attention_mask=mask, past_key_values=cache, use_cache=True, **extra
         )
         logits: torch.Tensor = out.logits
         return logits
@@ -442,14 +516,21 @@ class BatchScheduler:
         mask = torch.zeros(width, width, dtype=dtype, device=self._device).masked_fill(~allowed, torch.finfo(dtype).min)
         return mask[None, None].expand(rows, 1, width, width)
 
-    def _to_host(self, tokens: torch.Tensor, rows: list[tuple[int, Sequence]]) -> _Launch:
+    def _to_host(
+        self,
+        tokens: torch.Tensor,
+        rows: list[tuple[int, Sequence]],
+        logprobs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> _Launch:
         if tokens.device.type != "cuda":
-            return _Launch(rows=rows, tokens=tokens)
+            return _Launch(rows=rows, tokens=tokens, logprobs=logprobs)
         host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
         host.copy_(tokens, non_blocking=True)
+        if logprobs is not None:  # rare: a plain copy is fine
+            logprobs = (logprobs[0].cpu(), logprobs[1].cpu(), logprobs[2].cpu())
         event = torch.cuda.Event()
         event.record()
-        return _Launch(rows=rows, tokens=host, event=event)
+        return _Launch(rows=rows, tokens=host, event=event, logprobs=logprobs)
 
     def _sync(self) -> None:
         if self._device.type == "cuda":
@@ -463,11 +544,26 @@ class BatchScheduler:
         for row, seq in launch.rows:
             if seq.finished or seq.cancelled:
                 continue
+            if seq.logprobs is not None and launch.logprobs is not None:
+                seq.pending_logprobs.append(self._token_logprob(seq, row, int(values[row]), launch.logprobs))
             self._advance(seq, int(values[row]))
+
+    @staticmethod
+    def _token_logprob(
+        seq: Sequence, row: int, token: int, logprobs: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    ) -> TokenLogprob:
+        chosen, top_values, top_ids = logprobs
+        k = seq.logprobs or 0
+        text = seq.detokenizer.token_text
+        top = tuple(
+            (text(int(i)), float(v))
+            for i, v in zip(top_ids[row, :k].tolist(), top_values[row, :k].tolist(), strict=True)
+        )
+        return TokenLogprob(token=text(token), logprob=float(chosen[row]), top=top)
 
     def _advance(self, seq: Sequence, token: int) -> None:
         seq.generated += 1
-        if token in self._eos_ids:
+        if token in self._eos_ids and not seq.ignore_eos:
             text, stopped = seq.stops.feed(seq.detokenizer.flush())
             self._finish(seq, text + ("" if stopped else seq.stops.flush()), "stop")
             return
@@ -491,6 +587,9 @@ class BatchScheduler:
         self._emit(seq, chunk)
 
     def _emit(self, seq: Sequence, item: GenerationChunk | BaseException) -> None:
+        if isinstance(item, GenerationChunk) and seq.pending_logprobs:
+            item = dataclasses.replace(item, logprobs=tuple(seq.pending_logprobs))
+            seq.pending_logprobs = []
         self._outbox.setdefault(seq.loop, []).append((seq.queue, item))
 
     def _flush_outbox(self) -> None:

@@ -25,7 +25,18 @@ class EmbeddedSettings(BaseModel):
     model_name: str | None = Field(default=None, description="name served to clients; default: the directory name")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto picks cuda when available")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="auto: bfloat16 on cuda (float16 if unsupported), float32 on cpu"
+        default="auto",
+        description="auto: bfloat16 on cuda (float16 if unsupported); on cpu bfloat16 where oneDNN runs it natively "
+        "(AVX-512 BF16 / AMX), else float32",
+    )
+    cpu_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="torch threads on cpu; default: half the CPUs this process may use (one on a 2-core box)",
+    )
+    cpu_onednn: bool = Field(
+        default=True, description="cpu: run linear layers through oneDNN with weights packed once at load"
     )
     max_batch_size: int = Field(default=8, ge=1, le=MAX_BATCH_SIZE_CEILING, description="concurrent sequences")
     max_new_tokens_limit: int = Field(default=512, ge=1, le=MAX_CONTEXT_CEILING, description="cap on max_tokens")
@@ -35,7 +46,9 @@ class EmbeddedSettings(BaseModel):
     )
     load_in_4bit: bool = Field(default=False, description="bitsandbytes NF4 weights with bfloat16 compute (cuda only)")
     compile: Literal["auto", "on", "off"] = Field(
-        default="auto", description="torch.compile the decode step (CUDA graphs); auto: on for cuda unless 4-bit"
+        default="auto",
+        description="torch.compile the decode step (CUDA graphs); auto: on for cuda unless 4-bit (on with 4-bit is "
+        "tried, and a failed compile falls back to eager with the reason logged)",
     )
     kv_buckets: tuple[int, ...] | None = Field(
         default=None,
@@ -57,8 +70,6 @@ class EmbeddedSettings(BaseModel):
     def _consistent(self) -> EmbeddedSettings:
         if self.load_in_4bit and self.device == "cpu":
             raise ValueError("load_in_4bit: bitsandbytes 4-bit needs device cuda (or auto on a GPU host), not cpu")
-        if self.load_in_4bit and self.compile == "on":
-            raise ValueError("compile: 'on' is not supported with load_in_4bit; use 'auto' or 'off'")
         if self.load_in_4bit and self.dtype not in ("auto", "bfloat16"):
             raise ValueError("dtype: with load_in_4bit the compute dtype is bfloat16; use 'auto' or 'bfloat16'")
         return self

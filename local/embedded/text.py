@@ -30,6 +30,10 @@ class IncrementalDetokenizer:
     def _decode(self, ids: list[int]) -> str:
         return str(self._tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False))
 
+    def token_text(self, token_id: int) -> str:
+        """One token's own text (for log-probabilities), special tokens included."""
+        return str(self._tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False))
+
     def push(self, token_id: int) -> str:
         """Add one generated token; return the text that became final (maybe empty)."""
         self._ids.append(token_id)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import orjson
 
 from config.local_section import EngineSpec
-from local.embedded.api import EmbeddedEngineProtocol, GenerationChunk, GenerationRequest
-from local.embedded.errors import EmbeddedEngineError, InvalidRequestError
+from local.embedded.api import EmbeddedEngineProtocol, GenerationChunk, GenerationRequest, TokenLogprob
+from local.embedded.errors import EmbeddedEngineError, InvalidRequestError, UnsupportedFieldError
+from local.embedded.openai import generation_request, logprobs_json
 from local.engines.base import (
     SSE_DONE,
     Call,
@@ -20,7 +24,7 @@ from local.engines.base import (
     usage,
 )
 from local.errors import EngineError, GatewayError
-from local.protocol import ChatCompletionRequest, CompletionRequest
+from local.protocol import ChatCompletionRequest
 
 
 def build_embedded_engine(spec: EngineSpec) -> EmbeddedEngineProtocol:
@@ -72,30 +76,28 @@ class EmbeddedAdapter(Engine):
 
     @staticmethod
     def generation_request(call: Call) -> GenerationRequest:
-        """The engine's request for an OpenAI request."""
-        req = call.request
-        common = {
-            "max_tokens": call.max_tokens,
-            "temperature": 1.0 if req.temperature is None else req.temperature,
-            "top_p": 1.0 if req.top_p is None else req.top_p,
-            "stop": req.stop_list(),
-            "seed": req.seed,
-        }
-        if isinstance(req, ChatCompletionRequest):
-            return GenerationRequest(messages=chat_messages(call), **common)  # type: ignore[arg-type]
-        assert isinstance(req, CompletionRequest)
-        return GenerationRequest(prompt=req.prompt_text(), **common)  # type: ignore[arg-type]
+        """The engine's request for an OpenAI request (the core decides what it honours and what it refuses).
+
+        Raises:
+            InvalidRequestError: a field the engine reads is malformed; ``UnsupportedFieldError`` for a field it
+                cannot honour (tools, echo, image parts, ...).
+        """
+        messages = chat_messages(call) if isinstance(call.request, ChatCompletionRequest) else None
+        return generation_request(call.body, call.kind, call.max_tokens, messages)
 
     async def _chunks(self, call: Call) -> AsyncGenerator[GenerationChunk, None]:
-        inner = self.engine.stream(self.generation_request(call))
+        inner: AsyncIterator[GenerationChunk] | None = None
         try:
+            inner = self.engine.stream(self.generation_request(call))
             async for chunk in inner:
                 yield chunk
         except EngineError:
             raise
         except InvalidRequestError as err:
-            # The engine's own limits (prompt too long, max_tokens over its cap): the client's request is at fault.
-            raise GatewayError(400, str(err), "invalid_request_error", err.param, "invalid_value") from None
+            # The engine's own limits (prompt too long, max_tokens over its cap) or a field it cannot honour: the
+            # client's request is at fault.
+            code = "unsupported_parameter" if isinstance(err, UnsupportedFieldError) else "invalid_value"
+            raise GatewayError(400, str(err), "invalid_request_error", err.param, code) from None
         except EmbeddedEngineError as err:
             raise EngineError(self.name, 503, f"not serving: {err}", "engine_unavailable") from err
         except (RuntimeError, ValueError, OSError) as err:
@@ -108,24 +110,32 @@ class EmbeddedAdapter(Engine):
 
     async def complete(self, call: Call) -> Result:
         parts: list[str] = []
+        logprobs: list[TokenLogprob] = []
         last = GenerationChunk("")
         async for chunk in self._chunks(call):
             parts.append(chunk.text)
+            logprobs.extend(chunk.logprobs)
             last = chunk
         text = "".join(parts)
         p, c = last.prompt_tokens, last.completion_tokens
-        return Result(
-            full_response(call.kind, call.model, text, last.finish_reason, p, c), text, last.finish_reason, p, c
-        )
+        body = full_response(call.kind, call.model, text, last.finish_reason, p, c)
+        if _wants_logprobs(call):
+            body = _with_logprobs(body, logprobs_json(call.kind, logprobs))
+        return Result(body, text, last.finish_reason, p, c)
 
     async def stream(self, call: Call) -> AsyncIterator[bytes]:
         rid, first = new_id(call.kind), True
         include_usage = bool(call.request.stream_options and call.request.stream_options.include_usage)
+        wants_logprobs, offset = _wants_logprobs(call), 0
         gen = self._chunks(call)
         try:
             async for chunk in gen:
-                if chunk.text or first:
-                    yield sse_chunk(call.kind, rid, call.model, chunk.text, first=first)
+                if chunk.text or first or (wants_logprobs and chunk.logprobs):
+                    event = sse_chunk(call.kind, rid, call.model, chunk.text, first=first)
+                    if wants_logprobs:
+                        event = _with_logprobs(event, logprobs_json(call.kind, chunk.logprobs, offset), sse=True)
+                        offset += sum(len(e.token) for e in chunk.logprobs)
+                    yield event
                     first = False
                 if chunk.finish_reason is not None:
                     call.prompt_tokens, call.completion_tokens = chunk.prompt_tokens, chunk.completion_tokens
@@ -143,3 +153,19 @@ class EmbeddedAdapter(Engine):
             yield sse_error(f"engine {self.name!r} failed mid-stream: {err.reason}", code=err.code)
         finally:
             await gen.aclose()
+
+
+def _wants_logprobs(call: Call) -> bool:
+    """Chat asks with ``logprobs: true``, completions with an integer ``logprobs``."""
+    value = call.body.get("logprobs")
+    return value is True if call.kind == "chat" else value is not None and value is not False
+
+
+def _with_logprobs(payload: bytes, logprobs: dict[str, Any], sse: bool = False) -> bytes:
+    """``payload`` (a whole answer, or one ``data: ...`` event) with its first choice's ``logprobs`` filled in."""
+    # TODO(wire): build with wire.build's choice(logprobs=...) once the shared wire module is on main.
+    raw = payload[len(b"data: ") : -2] if sse else payload
+    obj = orjson.loads(raw)
+    obj["choices"][0]["logprobs"] = logprobs
+    out = orjson.dumps(obj)
+    return b"data: " + out + b"\n\n" if sse else out

@@ -31,7 +31,13 @@ class EndpointProps:
     instance_has_nvme: bool
     variant_name: str = "AllTraffic"
     initial_instances: int = 2
+    # The container's whole environment, generated from the typed config (stacks/container_env.py).
     environment: dict[str, str] = field(default_factory=dict)
+    # model_s3_key is a prefix of uncompressed weights (ModelDataSource) rather than a model.tar.gz (ModelDataUrl).
+    model_uncompressed: bool = False
+    engine: str = "handler"
+    # ML storage volume in GB; None on instances with local NVMe (SageMaker rejects it there).
+    volume_size_gb: int | None = None
     health_check_timeout_s: int = 600
     model_download_timeout_s: int = 600
     data_capture: bool = False
@@ -43,6 +49,8 @@ class EndpointProps:
     def __post_init__(self) -> None:
         if not self.instance_type.startswith("ml."):
             raise ValueError(f"instance_type {self.instance_type!r}: expected an ml.* type")
+        if self.model_uncompressed != self.model_s3_key.endswith("/"):
+            raise ValueError(f"model_s3_key {self.model_s3_key!r}: a prefix ends in '/', a tarball in .tar.gz")
         if not self.model_s3_key.startswith(self.model_s3_prefix):
             raise ValueError(
                 f"model_s3_key {self.model_s3_key!r}: must be under the role's readable prefix {self.model_s3_prefix!r}"
@@ -92,6 +100,15 @@ class SageMakerEndpoint(Construct):
             "The role reads only objects under its own model's prefix (models/<name>/<sha256>/model.tar.gz, "
             "one folder per uploaded version), nothing else in the bucket.",
         )
+        if props.model_uncompressed:
+            # Copying an uncompressed prefix lists it first; the listing is limited to the model's own prefix.
+            self.policy.add_statements(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[storage.bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{props.model_s3_key}*"]}},
+                )
+            )
         self.policy.add_statements(*image.pull_statements())
         self._grant_logs_and_metrics(stack)
         if props.data_capture:
@@ -105,16 +122,22 @@ class SageMakerEndpoint(Construct):
             )
         if vpc_subnets:
             self._grant_vpc_access()
+        model_uri = f"s3://{storage.bucket.bucket_name}/{props.model_s3_key}"
         container = sm.CfnModel.ContainerDefinitionProperty(
             image=image.image_uri,
-            model_data_url=f"s3://{storage.bucket.bucket_name}/{props.model_s3_key}",
-            environment={
-                "SAGEMAKER_PROGRAM": "inference.py",
-                "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-                "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-                "SAGEMAKER_REGION": Aws.REGION,
-                **props.environment,
-            },
+            # A model.tar.gz is unpacked into /opt/ml/model; a prefix is copied there object by object, uncompressed
+            # (faster for multi-GiB weights: no single-stream gunzip).
+            model_data_url=None if props.model_uncompressed else model_uri,
+            model_data_source=(
+                sm.CfnModel.ModelDataSourceProperty(
+                    s3_data_source=sm.CfnModel.S3DataSourceProperty(
+                        s3_uri=model_uri, s3_data_type="S3Prefix", compression_type="None"
+                    )
+                )
+                if props.model_uncompressed
+                else None
+            ),
+            environment={**props.environment, "SAGEMAKER_REGION": Aws.REGION},
         )
         vpc_config = (
             sm.CfnModel.VpcConfigProperty(security_group_ids=[security_group.security_group_id], subnets=vpc_subnets)
@@ -129,7 +152,7 @@ class SageMakerEndpoint(Construct):
             vpc_config=vpc_config,
             enable_network_isolation=props.network_isolation,
         )
-        if props.network_isolation:
+        if props.network_isolation and props.engine == "handler":
             Annotations.of(self).add_info(
                 "Network isolation is on: the container cannot pip-install code/requirements.txt, so build the "
                 "package with `make package ... WHEELS=<dir>` (docs/PACKAGING.md) or use an image that has them."
@@ -145,6 +168,7 @@ class SageMakerEndpoint(Construct):
             initial_variant_weight=1.0,
             container_startup_health_check_timeout_in_seconds=props.health_check_timeout_s,
             model_data_download_timeout_in_seconds=props.model_download_timeout_s,
+            volume_size_in_gb=props.volume_size_gb,
         )
         data_capture = None
         if props.data_capture:

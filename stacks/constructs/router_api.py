@@ -1,5 +1,5 @@
-"""The hybrid router: Lambda (asset = ``router/`` only), HTTP API with an IAM or JWT authorizer and access logs,
-the on-prem gateway's key in Secrets Manager under a customer-managed KMS key, optional VPC attachment, alarms.
+"""The hybrid router: Lambda (asset = ``router/`` and the vendored ``wire/``), HTTP API with an IAM or JWT
+authorizer and access logs, the on-prem gateway's key in Secrets Manager under a customer-managed KMS key, optional VPC attachment, alarms.
 
 The construct takes the SageMaker endpoint as a protocol (name, ARN, ``grant_invoke``) so it depends on no
 particular endpoint construct.
@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jsii
-from aws_cdk import ArnFormat, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Stack
+from aws_cdk import (
+    ArnFormat,
+    AssetHashType,
+    BundlingOptions,
+    DockerImage,
+    Duration,
+    ILocalBundling,
+    RemovalPolicy,
+    Stack,
+)
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -31,6 +40,7 @@ from stacks.constructs.alarm_topic import AlarmTopic, threshold_alarm
 from stacks.nag import acknowledge, checkov_skip
 
 ROUTER_DIR = Path(__file__).resolve().parents[2] / "router"
+WIRE_DIR = ROUTER_DIR.parent / "wire"  # the OpenAI wire package the router imports, vendored next to it
 HANDLER = "router.handler.lambda_handler"
 CHAT_PATH = "/v1/chat/completions"
 ACCESS_LOG_FORMAT = {
@@ -98,20 +108,27 @@ def latest_python_runtime() -> lambda_.Runtime:
     return getattr(lambda_.Runtime, max(versions)[1])
 
 
+def stage_router_asset(output_dir: Path) -> None:
+    """Write the Lambda asset: ``router/`` and the ``wire/`` package it imports, each copied as is."""
+    for src in (ROUTER_DIR, WIRE_DIR):
+        shutil.copytree(src, output_dir / src.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
 @jsii.implements(ILocalBundling)
 class _RouterPackage:
-    """Stage the asset as ``<asset>/router/*`` (the handler's import path) with Python alone, no Docker."""
+    """Stage the asset as ``<asset>/router/*`` and ``<asset>/wire/*`` (their import paths) with Python alone."""
 
     def try_bundle(self, output_dir: str, *_options: Any, **_kw: Any) -> bool:
-        shutil.copytree(ROUTER_DIR, Path(output_dir) / "router", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        stage_router_asset(Path(output_dir))
         return True
 
 
 def router_code() -> lambda_.Code:
-    """The Lambda asset: the ``router/`` folder only, staged as a package."""
+    """The Lambda asset: the ``router/`` folder and the vendored ``wire/`` package, staged as packages."""
     return lambda_.Code.from_asset(
         str(ROUTER_DIR),
         exclude=["__pycache__", "*.pyc"],
+        asset_hash_type=AssetHashType.OUTPUT,  # the hash covers wire/ too, not only the source folder
         # The image is never pulled: local bundling always succeeds; CDK requires one to be named.
         bundling=BundlingOptions(
             image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"), local=_RouterPackage()

@@ -79,6 +79,7 @@ def test_13b_fp16_does_not_fit_g5_2xlarge_and_suggests_fixes(prod: dict[str, Any
 def test_13b_fits_with_4bit_quantization(prod: dict[str, Any]) -> None:
     prod["model"]["params_billions"] = 13
     prod["model"]["quantization"] = "awq"
+    prod["endpoint"]["engine"] = "lmi"  # vLLM serves AWQ; the handler does not
     cfg = parse_config(prod)
     assert required_gib(13, "fp16", "awq") < 24
     assert cfg.model.quantization == "awq"

@@ -74,7 +74,7 @@ def served(tiny_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     workdir = tmp_path_factory.mktemp("serve")
     proc, url = start_server(
         ["--package", str(tiny_package), "--workdir", str(workdir)],
-        env={"MAX_NEW_TOKENS": "32", "DEFAULT_MAX_NEW_TOKENS": "8", "MAX_BATCH_SIZE": "8", "BATCH_WINDOW_MS": "20"},
+        env={"MAX_NEW_TOKENS": "32", "DEFAULT_MAX_NEW_TOKENS": "8", "MAX_BATCH_SIZE": "8"},
     )
     yield url
     stop_server(proc)

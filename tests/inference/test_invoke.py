@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 import requests
 
 from inference.invoke import EndpointClient, InvokeError, main
+from tests.sagemaker_runtime import event_message, jsonl, lmi_token_lines
 
 
 def _queue_results(moto_url: str, bodies: list[dict[str, Any]]) -> None:
@@ -70,22 +70,7 @@ def test_cli_against_the_local_server(served: str, aws_env: None, capsys: pytest
     assert "parameters.max_new_tokens" in capsys.readouterr().err
 
 
-# -- a small fake sagemaker-runtime: throttles N times, then answers; can stream with AWS event-stream framing --
-
-
-def _event(payload: bytes, event_type: str = "PayloadPart") -> bytes:
-    """One AWS event-stream message (prelude, CRCs, string headers) as SageMaker's response stream sends it."""
-    headers = b""
-    for name, value in (
-        (":event-type", event_type),
-        (":content-type", "application/octet-stream"),
-        (":message-type", "event"),
-    ):
-        n, v = name.encode(), value.encode()
-        headers += bytes([len(n)]) + n + bytes([7]) + len(v).to_bytes(2, "big") + v
-    prelude = (12 + len(headers) + len(payload) + 4).to_bytes(4, "big") + len(headers).to_bytes(4, "big")
-    message = prelude + zlib.crc32(prelude).to_bytes(4, "big") + headers + payload
-    return message + zlib.crc32(message).to_bytes(4, "big")
+# -- a small fake sagemaker-runtime: throttles N times, then answers; streams with AWS event-stream framing ----------
 
 
 class FakeRuntime:
@@ -113,7 +98,7 @@ class FakeRuntime:
                     self.wfile.write(body)
                     return
                 if self.path.endswith("/invocations-response-stream"):
-                    stream = b"".join(_event(c) for c in outer.chunks)
+                    stream = b"".join(event_message(c) for c in outer.chunks)
                     self.send_response(200)
                     self.send_header("Content-Type", "application/vnd.amazon.eventstream")
                     self.send_header("X-Amzn-SageMaker-Content-Type", "application/jsonlines")
@@ -139,7 +124,10 @@ class FakeRuntime:
 
 @pytest.fixture
 def fake_runtime(aws_env: None) -> Iterator[FakeRuntime]:
-    fake = FakeRuntime(throttle=2, chunks=[b"Hel", b"lo ", "世".encode()[:2], "世".encode()[2:] + b"!"])
+    # LMI's token lines for "Hel" "lo " "世!", cut into parts mid-line and mid-character (as a real stream may be)
+    body = jsonl(*lmi_token_lines(["Hel", "lo ", "世!"]))
+    cut1, cut2 = body.index(b"lo "), body.index("世".encode()) + 1
+    fake = FakeRuntime(throttle=2, chunks=[body[:cut1], body[cut1:cut2], body[cut2:]])
     yield fake
     fake.close()
 
@@ -165,10 +153,10 @@ def test_throttling_gives_up_after_max_attempts(fake_runtime: FakeRuntime) -> No
 
 
 def test_streaming_decodes_event_stream_and_split_characters(fake_runtime: FakeRuntime) -> None:
-    client = EndpointClient("ep", endpoint_url=fake_runtime.url, region="us-east-1", sleep=lambda s: None)
+    client = EndpointClient("ep", endpoint_url=fake_runtime.url, region="us-east-1", sleep=lambda s: None, engine="lmi")
     chunks = list(client.stream("Hello", max_new_tokens=4))
-    assert "".join(chunks) == "Hello 世!"
-    assert fake_runtime.bodies[-1] == {"inputs": "Hello", "stream": True, "parameters": {"max_new_tokens": 4}}
+    assert chunks == ["Hel", "lo ", "世!"]  # one piece per token line, whole characters only
+    assert fake_runtime.bodies[-1] == {"inputs": "Hello", "parameters": {"max_new_tokens": 4}, "stream": True}
 
 
 def test_read_timeout_is_not_retried(aws_env: None) -> None:

@@ -40,17 +40,21 @@ def test_single_prompt(served: str) -> None:
     assert body["finish_reason"] == "length"
 
 
-def test_list_is_batched_and_answered_as_lists(served: str) -> None:
+def test_list_is_batched_and_answered_as_a_list_of_objects(served: str) -> None:
     prompts = ["Hello", "The quick brown fox jumps over the lazy dog.", "你好"]
     r = _post(served, {"inputs": prompts, "parameters": {"max_new_tokens": 4, "min_new_tokens": 4}})
     assert r.status_code == 200
     body = r.json()
-    assert len(body["generated_text"]) == 3
-    assert body["completion_tokens"] == [4, 4, 4]
-    assert body["prompt_tokens"][1] > body["prompt_tokens"][0]
-    # Left padding: each prompt's continuation equals what it gets alone (greedy, fp32).
+    # The Hugging Face containers' shape: one object per input, in order.
+    assert isinstance(body, list) and len(body) == 3
+    assert [set(item) for item in body] == [
+        {"generated_text", "prompt_tokens", "completion_tokens", "finish_reason"}
+    ] * 3
+    assert [item["completion_tokens"] for item in body] == [4, 4, 4]
+    assert body[1]["prompt_tokens"] > body[0]["prompt_tokens"]
+    # Batched with others, each prompt's continuation equals what it gets alone (greedy).
     alone = _post(served, {"inputs": prompts[1], "parameters": {"max_new_tokens": 4, "min_new_tokens": 4}}).json()
-    assert body["generated_text"][1] == alone["generated_text"]
+    assert body[1]["generated_text"] == alone["generated_text"]
 
 
 def test_max_new_tokens_is_capped_and_defaulted(served: str) -> None:
@@ -73,7 +77,7 @@ def test_return_full_text_and_stop(served: str) -> None:
 
 
 def test_seeded_sampling_is_reproducible(served: str) -> None:
-    params = {"max_new_tokens": 8, "do_sample": True, "temperature": 1.0, "top_k": 50, "seed": 42}
+    params = {"max_new_tokens": 8, "do_sample": True, "temperature": 1.0, "top_p": 0.9, "seed": 42}
     a = _post(served, {"inputs": "Hello", "parameters": params}).json()["generated_text"]
     b = _post(served, {"inputs": "Hello", "parameters": params}).json()["generated_text"]
     assert a == b
@@ -82,8 +86,8 @@ def test_seeded_sampling_is_reproducible(served: str) -> None:
 def test_concurrent_requests_are_all_answered_correctly(served: str) -> None:
     params = {"max_new_tokens": 4, "min_new_tokens": 4}
     prompts = [f"Explain quantum computing ({i})" for i in range(12)]
-    expected = _post(served, {"inputs": prompts[:8], "parameters": params}).json()["generated_text"]
-    expected += _post(served, {"inputs": prompts[8:], "parameters": params}).json()["generated_text"]
+    expected = [item["generated_text"] for item in _post(served, {"inputs": prompts[:8], "parameters": params}).json()]
+    expected += [item["generated_text"] for item in _post(served, {"inputs": prompts[8:], "parameters": params}).json()]
     with ThreadPoolExecutor(max_workers=12) as pool:
         responses = list(pool.map(lambda p: _post(served, {"inputs": p, "parameters": params}), prompts))
     assert [r.status_code for r in responses] == [200] * 12
@@ -100,7 +104,27 @@ def test_concurrent_requests_are_all_answered_correctly(served: str) -> None:
         ({"inputs": []}, "application/json", 400, "inputs"),
         ({"inputs": ["a"] * 9}, "application/json", 400, "inputs"),  # MAX_BATCH_SIZE=8 in the fixture
         ({"inputs": "x", "parameters": {"top_p": 2}}, "application/json", 400, "parameters.top_p"),
+        ({"inputs": "x", "parameters": {"temperature": 3.5}}, "application/json", 400, "parameters.temperature"),
+        ({"inputs": "x", "parameters": {"max_new_tokens": 0}}, "application/json", 400, "parameters.max_new_tokens"),
+        ({"inputs": "x", "parameters": {"stop": ["a"] * 5}}, "application/json", 400, "parameters.stop"),
         ({"inputs": "x", "parameters": {"beam_width": 2}}, "application/json", 400, "parameters.beam_width"),
+        ({"prompt": "x", "max_tokens": 33}, "application/json", 400, "max_tokens"),  # over MAX_NEW_TOKENS=32
+        ({"prompt": "x", "echo": True}, "application/json", 400, "echo"),
+        (
+            {
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+            },
+            "application/json",
+            400,
+            "tools",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]},
+            "application/json",
+            400,
+            "messages[0].content[0].type",
+        ),
     ],
 )
 def test_bad_input_is_a_4xx_with_an_error_body(
@@ -139,11 +163,13 @@ def test_over_long_input_truncates_or_rejects(tiny_model_dir: Path, monkeypatch:
     monkeypatch.setenv("TRUNCATE_INPUT", "true")
     model = model_fn(str(tiny_model_dir))
     req = input_fn(json.dumps({"inputs": long_prompt, "parameters": {"max_new_tokens": 2}}), "application/json")
-    assert predict_fn(req, model)["prompt_tokens"] == [16]
+    assert predict_fn(req, model)["items"][0]["prompt_tokens"] == 16
+    model.close()
     monkeypatch.setenv("TRUNCATE_INPUT", "false")
     strict = model_fn(str(tiny_model_dir))
     with pytest.raises(RequestError) as info:
         predict_fn(req, strict)
+    strict.close()
     assert info.value.status_code == 413
     assert "inputs:" in str(info.value)
     assert "at most 16" in str(info.value)
@@ -201,3 +227,32 @@ def test_serve_refuses_an_unsafe_package(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "outside the package" in proc.stderr
+
+
+def test_openai_chat_uses_the_chat_template_and_answers_openai(served: str, tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello, how are you?"}]
+    r = _post(served, {"messages": messages, "max_tokens": 5, "temperature": 0, "ignore_eos": True})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "chat.completion"
+    assert body["model"] == "tiny-smoke-test-gpt2"
+    (choice,) = body["choices"]
+    assert (choice["message"]["role"], choice["finish_reason"]) == ("assistant", "length")
+    expected = AutoTokenizer.from_pretrained(tiny_model_dir).apply_chat_template(
+        messages, add_generation_prompt=True, return_dict=True
+    )["input_ids"]
+    assert body["usage"] == {"prompt_tokens": len(expected), "completion_tokens": 5, "total_tokens": len(expected) + 5}
+
+
+def test_openai_completion_with_logprobs(served: str) -> None:
+    r = _post(served, {"prompt": "Hello", "max_tokens": 4, "temperature": 0, "logprobs": 2, "min_tokens": 4})
+    assert r.status_code == 200
+    (choice,) = r.json()["choices"]
+    lp = choice["logprobs"]
+    assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == 4
+    assert "".join(lp["tokens"]) == choice["text"]
+    for chosen, top in zip(lp["token_logprobs"], lp["top_logprobs"], strict=True):
+        assert len(top) == 2
+        assert chosen <= 0 and abs(chosen - max(top.values())) < 1e-4  # greedy picks the most likely token

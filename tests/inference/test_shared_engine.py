@@ -1,25 +1,26 @@
-"""ENGINE_MODE=shared: worker processes of one device share one GPU loop, as TorchServe's workers would."""
+"""ENGINE_MODE=shared: worker processes of one device share one engine (one continuous batch), as TorchServe's
+workers would."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 
-from inference.inference import (
-    EngineUnavailableError,
-    Limits,
-    MicroBatcher,
-    RemoteEngine,
-    input_fn,
-    model_fn,
-    predict_fn,
-)
+from inference.inference import Handler, RequestError, input_fn, model_fn, predict_fn
+from local.embedded.api import GenerationRequest
+from local.embedded.errors import EmbeddedEngineError
+from local.embedded.limits import read_runtime_env
+from local.embedded.shared import RemoteEngine
+from local.embedded.sync import SyncEngine
 from tests.inference.conftest import start_server, stop_server
 
 PARAMS = {"max_new_tokens": 4, "min_new_tokens": 4}
@@ -30,59 +31,69 @@ def _request(prompt: str) -> object:
 
 
 @pytest.fixture
-def shared_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    sock_dir = tmp_path / "engine"
-    sock_dir.mkdir()
+def shared_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    # A short directory: AF_UNIX paths are limited to 107 bytes, and pytest's tmp_path under xdist is longer.
+    sock_dir = Path(tempfile.mkdtemp(prefix="llmd-", dir="/tmp"))
     monkeypatch.setenv("ENGINE_MODE", "shared")
     monkeypatch.setenv("ENGINE_SOCKET_DIR", str(sock_dir))
     monkeypatch.setenv("ENGINE_CONNECT_TIMEOUT_S", "2")
-    monkeypatch.setenv("BATCH_WINDOW_MS", "50")
-    monkeypatch.setenv("BATCH_MAX_WAIT_MS", "500")
-    return sock_dir
+    yield sock_dir
+    shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def _text(handler: Handler, prompt: str) -> str:
+    return str(predict_fn(_request(prompt), handler)["items"][0]["generated_text"])  # type: ignore[arg-type]
 
 
 def test_second_worker_uses_the_first_workers_engine(tiny_model_dir: Path, shared_env: Path) -> None:
     owner = model_fn(str(tiny_model_dir))
     other = model_fn(str(tiny_model_dir))  # same process, second lock holder attempt: like a second worker
-    assert isinstance(owner.batcher, MicroBatcher)
-    assert isinstance(other.batcher, RemoteEngine)
-    assert other.model is None  # no second copy of the weights
-    assert owner.engine_server is not None
-    assert oct(os.stat(owner.engine_server.paths.key).st_mode & 0o777) == "0o600"
+    try:
+        assert isinstance(owner.engine, SyncEngine)
+        assert isinstance(other.engine, RemoteEngine)  # no second copy of the weights
+        assert owner.shared is not None and owner.shared.server is not None
+        assert oct(os.stat(owner.shared.server.paths.key).st_mode & 0o777) == "0o600"
 
-    prompts = [f"Hello {i}" for i in range(6)]
-    expected = [predict_fn(_request(p), owner)["generated_text"][0] for p in prompts]
-    owner.batcher.batch_sizes.clear()
-    barrier = threading.Barrier(6)
+        prompts = [f"Hello {i}" for i in range(6)]
+        expected = [_text(owner, p) for p in prompts]
+        owner.engine.engine.decode_batch_sizes(clear=True)
+        barrier = threading.Barrier(6)
 
-    def run(i: int) -> str:
-        barrier.wait()
-        handler = owner if i % 2 else other
-        return str(predict_fn(_request(prompts[i]), handler)["generated_text"][0])
+        def run(i: int) -> str:
+            barrier.wait()
+            return _text(owner if i % 2 else other, prompts[i])
 
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        got = list(pool.map(run, range(6)))
-    assert got == expected
-    assert max(owner.batcher.batch_sizes) > 1  # requests of both "workers" shared a generate call
-    assert sum(owner.batcher.batch_sizes) == 6
-    owner.engine_server.close()
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            got = list(pool.map(run, range(6)))
+        assert got == expected
+        # Requests of both "workers" shared decode steps of the one engine.
+        assert max(owner.engine.engine.decode_batch_sizes()) > 1
+    finally:
+        other.close()
+        owner.close()
+
+
+def test_engine_errors_cross_the_socket_typed(tiny_model_dir: Path, shared_env: Path) -> None:
+    owner = model_fn(str(tiny_model_dir))
+    other = model_fn(str(tiny_model_dir))
+    try:
+        bad = input_fn(json.dumps({"inputs": "x", "parameters": {"temperature": 5.0}}), "application/json")
+        with pytest.raises(RequestError) as info:
+            predict_fn(bad, other)
+        assert (info.value.status_code, info.value.param) == (400, "parameters.temperature")
+    finally:
+        other.close()
+        owner.close()
 
 
 def test_engine_gone_is_a_503(tiny_model_dir: Path, shared_env: Path) -> None:
-    limits = Limits.from_env()
+    limits = read_runtime_env()
     owner = model_fn(str(tiny_model_dir))
-    assert owner.engine_server is not None
-    remote = RemoteEngine(owner.engine_server.paths, connect_timeout_s=limits.engine_connect_timeout_s)
-    owner.engine_server.close()  # no listener any more: a new connection cannot be made
-    with pytest.raises(EngineUnavailableError) as info:
-        remote.submit((4, 4, False, 1.0, None), [[1, 2, 3]])
-    assert info.value.status_code == 503
-    assert "did not answer within 2 s" in str(info.value)
-
-
-def test_bad_engine_mode_names_the_variable() -> None:
-    with pytest.raises(ValueError, match="ENGINE_MODE: 'gpu' is not allowed"):
-        Limits.from_env({"ENGINE_MODE": "gpu"})
+    assert owner.shared is not None and owner.shared.server is not None
+    remote = RemoteEngine(owner.shared.server.paths, connect_timeout_s=limits.engine_connect_timeout_s)
+    owner.close()  # no listener any more: a new connection cannot be made
+    with pytest.raises(EmbeddedEngineError, match="did not answer within 2 s"):
+        remote.generate_many([GenerationRequest(prompt="x", max_tokens=2)])
 
 
 def _post(url: str, prompt: str) -> requests.Response:
@@ -96,9 +107,7 @@ def _post(url: str, prompt: str) -> requests.Response:
 
 def test_two_serial_worker_processes_share_one_engine(tiny_model_dir: Path, shared_env: Path) -> None:
     """Two `inference.serve --serial` processes stand in for two TorchServe workers of one GPU."""
-    env = {
-        k: os.environ[k] for k in ("ENGINE_MODE", "ENGINE_SOCKET_DIR", "ENGINE_CONNECT_TIMEOUT_S", "BATCH_WINDOW_MS")
-    }
+    env = {k: os.environ[k] for k in ("ENGINE_MODE", "ENGINE_SOCKET_DIR", "ENGINE_CONNECT_TIMEOUT_S")}
     owner_proc, owner_url = start_server(["--model-dir", str(tiny_model_dir), "--serial"], env)
     worker_proc, worker_url = start_server(["--model-dir", str(tiny_model_dir), "--serial"], env)
     try:

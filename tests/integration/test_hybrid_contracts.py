@@ -21,7 +21,8 @@ from transformers import AutoTokenizer
 from config.local_section import TINY_MODEL_NAME, EngineSpec, LocalConfig
 from model_packages.package import build_package
 from model_packages.tiny_model import build_tiny_model
-from router.targets import CloudTarget, LocalTarget, SecretCache, to_prompt
+from router.secrets import SecretCache
+from router.targets import CloudTarget, LocalTarget
 from tests.inference.conftest import start_server, stop_server
 from tests.local.gateway import KEY, RunningGateway
 
@@ -59,8 +60,10 @@ def _assert_chat_completion(body: dict[str, Any], prompt_ids: list[int]) -> None
     if choice["finish_reason"] == "length":
         assert body["usage"]["completion_tokens"] == CHAT["max_tokens"]
     else:
+        # "stop" means the model ended (EOS or a stop string) before the limit: a route that reports "stop" for a
+        # generation cut at max_tokens (the old hard-coded finish_reason) fails here.
         assert choice["finish_reason"] == "stop"
-        assert 1 <= body["usage"]["completion_tokens"] <= CHAT["max_tokens"]
+        assert 1 <= body["usage"]["completion_tokens"] < CHAT["max_tokens"]
     assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
 
 
@@ -92,7 +95,9 @@ def test_router_cloud_target_talks_to_the_real_handler(model_dir: Path, tmp_path
             client_factory=lambda: boto3.client("sagemaker-runtime", endpoint_url=url, **CREDS),
         )
         tok = AutoTokenizer.from_pretrained(model_dir)
-        # The cloud target renders chat as plain "Role: text" blocks; the handler tokenizes exactly that.
-        _assert_chat_completion(target.complete(dict(CHAT)), tok(to_prompt(CHAT["messages"]))["input_ids"])
+        # The cloud target sends the messages; the handler applies the model's chat template, exactly like the local
+        # route, so both routes count the same prompt tokens for the same request.
+        prompt = tok.apply_chat_template(CHAT["messages"], add_generation_prompt=True, return_dict=True)
+        _assert_chat_completion(target.complete(dict(CHAT)), prompt["input_ids"])
     finally:
         stop_server(proc)

@@ -79,6 +79,7 @@ def test_client_disconnect_frees_the_batch_slot(gw: RunningGateway) -> None:
         "max_tokens": 250,
         "temperature": 0,
         "stream": True,
+        "ignore_eos": True,  # the faster engine could otherwise reach an early EOS before the slot is checked
     }
     with gw.post("/v1/completions", body, stream=True) as r:
         assert r.status_code == 200
@@ -86,3 +87,78 @@ def test_client_disconnect_frees_the_batch_slot(gw: RunningGateway) -> None:
         assert engine.slots_in_use() == 1
     assert wait_until(lambda: engine.slots_in_use() == 0, timeout=1.0)
     assert wait_until(lambda: "llm_gateway_in_flight_requests 0.0" in gw.get("/metrics").text)
+
+
+@pytest.mark.parametrize(
+    ("path", "extra", "param"),
+    [
+        ("/v1/chat/completions", {"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ("/v1/chat/completions", {"tool_choice": "required"}, "tool_choice"),
+        ("/v1/chat/completions", {"presence_penalty": 0.5}, "presence_penalty"),
+        ("/v1/chat/completions", {"logit_bias": {"5": 10}}, "logit_bias"),
+        ("/v1/completions", {"echo": True}, "echo"),
+        ("/v1/completions", {"best_of": 3}, "best_of"),
+        (
+            "/v1/chat/completions",
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "what is this?"},
+                            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                        ],
+                    }
+                ]
+            },
+            "messages[0].content[1].type",
+        ),
+    ],
+)
+def test_options_the_engine_cannot_honour_are_refused(
+    gw: RunningGateway, path: str, extra: dict[str, object], param: str
+) -> None:
+    """Before: silently ignored (200). Now a 400 naming the field, and nothing is generated."""
+    base: dict[str, object] = {"model": TINY_MODEL_NAME, "max_tokens": 3}
+    base.update({"messages": [{"role": "user", "content": "hi"}]} if "chat" in path else {"prompt": "hi"})
+    r = gw.post(path, {**base, **extra})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert (err["param"], err["type"], err["code"]) == (param, "invalid_request_error", "unsupported_parameter")
+    assert param in err["message"]
+
+
+def test_ignore_eos_and_min_tokens_force_the_length(client: openai.OpenAI) -> None:
+    kwargs = {"model": TINY_MODEL_NAME, "prompt": "Hello", "max_tokens": 40, "temperature": 0}
+    free = client.completions.create(**kwargs)  # type: ignore[call-overload]
+    forced = client.completions.create(extra_body={"ignore_eos": True}, **kwargs)  # type: ignore[call-overload]
+    assert forced.usage is not None and forced.usage.completion_tokens == 40
+    assert forced.choices[0].finish_reason == "length"
+    floor = client.completions.create(extra_body={"min_tokens": 30}, **kwargs)  # type: ignore[call-overload]
+    assert floor.usage is not None and floor.usage.completion_tokens >= 30
+    assert free.usage is not None  # the tiny model may stop early without them; they must never stop it earlier
+    assert free.usage.completion_tokens <= forced.usage.completion_tokens
+
+
+def test_chat_logprobs_through_the_sdk(client: openai.OpenAI) -> None:
+    msgs = [{"role": "user", "content": "Hello, how are you?"}]
+    out = client.chat.completions.create(
+        model=TINY_MODEL_NAME, messages=msgs, max_tokens=5, temperature=0, logprobs=True, top_logprobs=3
+    )  # type: ignore[call-overload]
+    content = out.choices[0].logprobs.content
+    assert out.usage is not None and len(content) == out.usage.completion_tokens
+    for entry in content:
+        assert len(entry.top_logprobs) == 3
+        # Greedy: the chosen token is the most likely one, so its logprob equals the best alternative's.
+        assert entry.logprob <= 0 and abs(entry.logprob - entry.top_logprobs[0].logprob) < 1e-4
+    streamed = client.chat.completions.create(
+        model=TINY_MODEL_NAME, messages=msgs, max_tokens=5, temperature=0, logprobs=True, stream=True
+    )  # type: ignore[call-overload]
+    tokens = [e.token for c in streamed if c.choices and c.choices[0].logprobs for e in c.choices[0].logprobs.content]
+    assert tokens == [e.token for e in content]
+
+
+def test_logprobs_out_of_range_is_400(gw: RunningGateway) -> None:
+    body = {"model": TINY_MODEL_NAME, "messages": [{"role": "user", "content": "hi"}], "logprobs": True}
+    r = gw.post("/v1/chat/completions", {**body, "top_logprobs": 21})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "top_logprobs"

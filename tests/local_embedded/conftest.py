@@ -36,8 +36,16 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def start_engine(model_dir: Path, **overrides: Any) -> EmbeddedEngine:
+    # float32: the tests compare token for token with transformers' generate in float32 (auto may pick bfloat16).
     settings = EmbeddedSettings(
-        model_dir=model_dir, max_batch_size=MAX_BATCH, max_input_tokens=96, max_new_tokens_limit=64, **overrides
+        **{
+            "model_dir": model_dir,
+            "max_batch_size": MAX_BATCH,
+            "max_input_tokens": 96,
+            "max_new_tokens_limit": 64,
+            "dtype": "float32",
+            **overrides,
+        }
     )
     engine = EmbeddedEngine(settings)
     run(engine.start())

@@ -116,10 +116,13 @@ def test_gpu_only_options_fail_clearly_without_a_gpu(model_dirs: dict[str, Path]
         EmbeddedEngine(EmbeddedSettings(model_dir=model_dirs["gpt2"], load_in_4bit=True))
 
 
-def test_cpu_defaults_are_eager_float32(model_dirs: dict[str, Path]) -> None:
+def test_cpu_defaults_are_eager_in_a_native_dtype(model_dirs: dict[str, Path]) -> None:
     engine = EmbeddedEngine(EmbeddedSettings(model_dir=model_dirs["gpt2"], device="cpu"))
     placement = engine.placement
-    assert (placement.device.type, placement.dtype, placement.compile) == ("cpu", torch.float32, False)
+    # bfloat16 only where oneDNN runs it natively (AVX-512 BF16 / AMX); never emulated bfloat16.
+    native_bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    expected = torch.bfloat16 if native_bf16 else torch.float32
+    assert (placement.device.type, placement.dtype, placement.compile) == ("cpu", expected, False)
     assert engine.model_name == "tiny-smoke-test-gpt2"
     assert not engine.ready()
 

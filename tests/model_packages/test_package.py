@@ -34,6 +34,39 @@ def test_layout_weights_at_root_and_handler_under_code(dist_dir: Path) -> None:
     assert all(i.mtime == 0 and i.uid == 0 and i.gid == 0 for i in infos.values())
 
 
+def test_the_generation_core_and_wire_are_vendored_identical_to_the_source(dist_dir: Path) -> None:
+    """code/local/embedded/ and code/wire/ in the tarball are byte for byte this repo's (every module, nothing else)."""
+    expected = {}
+    for package in ("local/embedded", "wire"):
+        for path in (pkg.REPO_ROOT / package).glob("*.py"):
+            expected[f"code/{package}/{path.name}"] = path.read_bytes()
+    expected["code/local/__init__.py"] = (pkg.REPO_ROOT / "local" / "__init__.py").read_bytes()
+    assert {"code/local/embedded/engine.py", "code/local/embedded/limits.py", "code/wire/validate.py"} <= set(expected)
+    with tarfile.open(dist_dir / "tiny-gpt2" / "model.tar.gz") as tar:
+        vendored = {}
+        for info in tar.getmembers():
+            if info.isfile() and info.name.startswith(("code/local/", "code/wire/")):
+                f = tar.extractfile(info)
+                assert f is not None
+                vendored[info.name] = f.read()
+    assert vendored == expected
+
+
+def test_the_packaged_handler_imports_only_what_the_package_holds(dist_dir: Path, tmp_path: Path) -> None:
+    """Unpacked alone (no repo on sys.path), code/inference.py imports: the core travels with it."""
+    import subprocess
+    import sys
+
+    with tarfile.open(dist_dir / "tiny-gpt2" / "model.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    probe = "import inference, local.embedded.engine as e, wire; print(inference.__file__, e.__file__, wire.__file__)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path / "code", capture_output=True, text=True, timeout=120, check=True
+    ).stdout.split()
+    code = str((tmp_path / "code").resolve())
+    assert all(line.startswith(code) for line in out), out
+
+
 def test_rebuild_is_byte_identical(tiny_model_dir: Path, tmp_path: Path, dist_dir: Path) -> None:
     tarball, manifest = pkg.build_package(str(tiny_model_dir), "tiny-gpt2", tmp_path, progress=False)
     first = (dist_dir / "tiny-gpt2" / "model.tar.gz").read_bytes()

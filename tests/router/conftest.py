@@ -138,3 +138,85 @@ def queue_sagemaker(moto_url: str, *bodies: dict[str, Any]) -> None:
         timeout=10,
     )
     r.raise_for_status()
+
+
+class CapturingEndpoint:
+    """A SageMaker-runtime stand-in on 127.0.0.1 that keeps every raw request body it receives.
+
+    boto3 ``sagemaker-runtime`` is pointed at it with ``endpoint_url``; it answers ``POST
+    /endpoints/<name>/invocations`` with a ``chat.completion`` (what the SageMaker handler answers for an OpenAI chat
+    body), so tests can assert on the exact bytes that left the router for the cloud.
+    """
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.bodies: list[bytes] = []
+        self.status = 200
+        self.delay_s = delay_s
+        ep = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                ep.bodies.append(raw)
+                if ep.status != 200:
+                    data = json.dumps({"message": "endpoint down"}).encode()
+                    self.send_response(ep.status)
+                else:
+                    body = json.loads(raw)
+                    answer = {
+                        "id": "chatcmpl-endpoint",
+                        "object": "chat.completion",
+                        "created": 1,
+                        "model": "endpoint",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": "cloud answer"},
+                                "finish_reason": "length",
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": 11,
+                            "completion_tokens": body.get("max_tokens", 1),
+                            "total_tokens": 11 + body.get("max_tokens", 1),
+                        },
+                    }
+                    data = json.dumps(answer).encode()
+                    self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def client(self) -> Any:
+        """A real boto3 ``sagemaker-runtime`` client that talks to this server."""
+        return boto3.client(
+            "sagemaker-runtime",
+            region_name=REGION,
+            endpoint_url=self.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def sent_text(self) -> str:
+        """Everything that reached the endpoint, decoded (JSON escapes undone)."""
+        return "\n".join(json.dumps(json.loads(b), ensure_ascii=False) for b in self.bodies)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[CapturingEndpoint]:
+    ep = CapturingEndpoint()
+    yield ep
+    ep.close()

@@ -78,6 +78,24 @@ def make_router(gateway_url: str, secret_arn: str, **overrides: Any) -> tuple[ha
     return handler.Router(settings, cloud=cloud), cloud
 
 
+def _openai_answer(
+    text: str, finish_reason: str = "stop", prompt_tokens: int = 20, completion_tokens: int = 9
+) -> dict[str, Any]:
+    """What the SageMaker handler answers for an OpenAI chat body (a chat.completion)."""
+    return {
+        "id": "chatcmpl-endpoint",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "endpoint-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
 def answer(resp: dict[str, Any]) -> str:
     return json.loads(resp["body"])["choices"][0]["message"]["content"]
 
@@ -93,18 +111,30 @@ def test_simple_goes_local_with_key_from_secrets_manager(gateway: FakeGateway, s
 
 def test_complex_goes_to_sagemaker(gateway: FakeGateway, secret_arn: str, moto_url: str) -> None:
     router, cloud = make_router(gateway.url, secret_arn)
-    queue_sagemaker(
-        moto_url, {"generated_text": " The payment is P*r/(1-(1+r)^-n).", "prompt_tokens": 20, "completion_tokens": 9}
-    )
+    queue_sagemaker(moto_url, _openai_answer("The payment is P*r/(1-(1+r)^-n).", "length", 20, 50))
+    text = "Derive the monthly payment formula for a 30-year mortgage and prove it for r = 0."
     resp = router.handle(
-        event(chat("Derive the monthly payment formula for a 30-year mortgage and prove it for r = 0.", max_tokens=50))
+        event(
+            chat(
+                text,
+                max_tokens=50,
+                user="u-1",
+                seed=4111111111111111,
+                tools=[{"type": "function", "function": {"name": "f", "description": "x"}}],
+            )
+        )
     )
     assert resp["statusCode"] == 200, resp["body"]
     assert resp["headers"]["x-route-target"] == "cloud" and resp["headers"]["x-route-reason"] == "complex"
     body = json.loads(resp["body"])
-    assert body["object"] == "chat.completion" and body["usage"]["total_tokens"] == 29
+    assert body["object"] == "chat.completion" and body["usage"]["total_tokens"] == 70
     assert body["choices"][0]["message"]["content"] == "The payment is P*r/(1-(1+r)^-n)."
+    assert body["choices"][0]["finish_reason"] == "length"  # passed on, not replaced by "stop"
+    assert body["model"] == "bank-bot"
     assert gateway.requests == [] and len(cloud.sent) == 1
+    # The endpoint gets the chat messages (it applies the chat template), not a rendered "User: ..." prompt.
+    assert cloud.sent[0]["messages"] == [{"role": "user", "content": text}]
+    assert cloud.sent[0]["max_tokens"] == 50 and "model" not in cloud.sent[0]
 
 
 def test_sensitive_stays_local_even_with_cloud_hint(gateway: FakeGateway, secret_arn: str) -> None:
@@ -120,13 +150,13 @@ def test_sensitive_fails_closed_when_local_down(secret_arn: str) -> None:
     resp = router.handle(event(chat("我的卡号是6222021234567890128，帮我查余额")))
     assert resp["statusCode"] == 503
     err = json.loads(resp["body"])["error"]
-    assert err["code"] == "local_unavailable_sensitive" and err["type"] == "service_unavailable"
+    assert err["code"] == "local_unavailable_sensitive" and err["type"] == "upstream_error"
     assert cloud.sent == []
 
 
 def test_failover_local_down_goes_cloud(secret_arn: str, moto_url: str) -> None:
     router, cloud = make_router(closed_port_url(), secret_arn)
-    queue_sagemaker(moto_url, {"generated_text": "We open at 9."})
+    queue_sagemaker(moto_url, _openai_answer("We open at 9."))
     resp = router.handle(event(chat("What time do you open tomorrow?")))
     assert resp["statusCode"] == 200
     assert resp["headers"]["x-route-target"] == "cloud" and resp["headers"]["x-route-reason"] == "simple;failover"
@@ -163,7 +193,7 @@ def test_failover_cloud_down_goes_local_and_breaker_opens(gateway: FakeGateway, 
 def test_redact_to_cloud_round_trip(gateway: FakeGateway, secret_arn: str, moto_url: str) -> None:
     router, cloud = make_router(gateway.url, secret_arn, ROUTER_POLICY="redact_to_cloud")
     text = f"My card {CARD} and email jane.doe@example.com: analyze and derive a repayment plan, compare scenarios."
-    queue_sagemaker(moto_url, {"generated_text": "Plan for [CARD_1]: pay monthly; we will write to [EMAIL_1]."})
+    queue_sagemaker(moto_url, _openai_answer("Plan for [CARD_1]: pay monthly; we will write to [EMAIL_1]."))
     resp = router.handle(event(chat(text)))
     assert resp["statusCode"] == 200, resp["body"]
     assert resp["headers"]["x-route-target"] == "cloud" and resp["headers"]["x-route-reason"] == "sensitive_redacted"
@@ -216,7 +246,7 @@ def test_image_parts_stay_local(gateway: FakeGateway, secret_arn: str) -> None:
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
         ],
     }
-    resp = router.handle(event({"messages": [msg, {"role": "user", "content": "derive the totals"}]}))
+    resp = router.handle(event({"model": "m", "messages": [msg, {"role": "user", "content": "derive the totals"}]}))
     assert resp["headers"]["x-route-reason"] == "unscannable_content" and cloud.sent == []
 
 
@@ -278,3 +308,116 @@ def test_unexpected_error_is_a_well_formed_500() -> None:
     assert resp["statusCode"] == 500
     err = json.loads(resp["body"])["error"]
     assert err["code"] == "internal_error" and "4111" not in resp["body"]
+
+
+# ---------------------------------------------------------------- issue 10 item 5: no 500 from a client
+
+
+def _nested(depth: int) -> str:
+    return '{"messages": [{"role": "user", "content": ' + "[" * depth + "]" * depth + "}]}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "param", "code"),
+    [
+        (
+            _nested(1000),
+            "messages[0].content[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]",
+            "too_deep",
+        ),
+        (
+            _nested(100),
+            "messages[0].content[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]",
+            "too_deep",
+        ),
+        (
+            '{"messages": [{"role": "user", "content": "hi"}], "max_tokens": ' + "9" * 5000 + "}",
+            "max_tokens",
+            "invalid_value",
+        ),
+        (
+            '{"messages": [{"role": "user", "content": "hi"}], "metadata": {"a": [1, -' + "7" * 4400 + "]}}",
+            "metadata.a[1]",
+            "invalid_value",
+        ),
+        (
+            '{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 99999999999}',
+            "max_tokens",
+            "invalid_value",
+        ),
+    ],
+)
+def test_deep_json_and_huge_integers_are_400_naming_the_field(
+    gateway: FakeGateway, secret_arn: str, raw: str, param: str, code: str
+) -> None:
+    router, cloud = make_router(gateway.url, secret_arn, ROUTER_MAX_BODY_BYTES="100000")
+    resp = router.handle(event(raw))
+    assert resp["statusCode"] == 400, resp["body"]
+    err = json.loads(resp["body"])["error"]
+    assert err["param"] == param and err["code"] == code and err["type"] == "invalid_request_error"
+    assert gateway.requests == [] and cloud.sent == []
+
+
+def test_depth_at_the_limit_is_accepted(gateway: FakeGateway, secret_arn: str) -> None:
+    router, _ = make_router(gateway.url, secret_arn)
+    deep = {"k": "v"}
+    for _ in range(29):  # body -> metadata -> 29 objects -> "k": 31 levels below the body
+        deep = {"k": deep}
+    resp = router.handle(event(chat("hello", metadata=deep)))
+    assert resp["statusCode"] == 200, resp["body"]
+
+
+def _tool_turns(args: str) -> list[dict[str, Any]]:
+    return [
+        {"role": "user", "content": "Analyze and derive the repayment schedule, compare three scenarios step by step."},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "lookup_account", "arguments": args}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "balance 1,250.00"},
+        {"role": "user", "content": "Now derive and prove the optimal plan with a sensitivity analysis."},
+    ]
+
+
+def test_redact_to_cloud_with_null_content_and_tool_calls(gateway: FakeGateway, secret_arn: str, moto_url: str) -> None:
+    """Was a 500 (StopIteration) and the tool call was never scanned; now it is scanned and redacted."""
+    router, cloud = make_router(gateway.url, secret_arn, ROUTER_POLICY="redact_to_cloud")
+    queue_sagemaker(moto_url, _openai_answer("Plan for [CARD_1]: pay monthly."))
+    resp = router.handle(event({"model": "m", "messages": _tool_turns(json.dumps({"card": CARD}))}))
+    assert resp["statusCode"] == 200, resp["body"]
+    assert resp["headers"]["x-route-target"] == "cloud" and resp["headers"]["x-route-reason"] == "sensitive_redacted"
+    sent = json.dumps(cloud.sent)
+    assert CARD not in sent and "[CARD_1]" in sent and "lookup_account" in sent
+    assert cloud.sent[0]["messages"][1]["content"] is None
+
+
+def test_tool_call_arguments_are_scanned_under_local_only(gateway: FakeGateway, secret_arn: str) -> None:
+    router, cloud = make_router(gateway.url, secret_arn)
+    resp = router.handle(event({"model": "m", "messages": _tool_turns(json.dumps({"phone": "13812345678"}))}))
+    assert resp["headers"]["x-route-target"] == "local" and resp["headers"]["x-route-reason"] == "sensitive_local_only"
+    assert cloud.sent == []
+
+
+@pytest.mark.parametrize(
+    ("msg", "param"),
+    [
+        ({"role": "user", "content": None}, "messages[0].content"),
+        ({"role": "assistant", "content": None, "tool_calls": "x"}, "messages[0].tool_calls"),
+        (
+            {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": 1}}]},
+            "messages[0].tool_calls[0].function.name",
+        ),
+        (
+            {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "f"}}]},
+            "messages[0].tool_calls[0].function.arguments",
+        ),
+        ({"role": "user", "content": "x", "name": 5}, "messages[0].name"),
+    ],
+)
+def test_tool_call_shapes_are_validated(gateway: FakeGateway, secret_arn: str, msg: dict[str, Any], param: str) -> None:
+    router, _ = make_router(gateway.url, secret_arn)
+    resp = router.handle(event({"model": "m", "messages": [msg]}))
+    assert resp["statusCode"] == 400 and json.loads(resp["body"])["error"]["param"] == param

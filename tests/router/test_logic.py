@@ -9,11 +9,12 @@ import pytest
 
 from config.router_section import RouterConfig
 from router import calibrate, complexity, evaluate, policy
+from router.breaker import CircuitBreaker
 from router.detect import Detector
-from router.errors import SettingsError
+from router.errors import SettingsError, TargetUnavailable
 from router.redact import redact, restore
 from router.settings import Settings
-from router.targets import CircuitBreaker, from_generation, to_prompt
+from router.translate import from_endpoint
 
 DEV = Path(__file__).parents[1] / "data" / "router_dev.jsonl"
 MODEL = complexity.Model.load()
@@ -91,11 +92,34 @@ def test_settings_errors_name_the_variable() -> None:
         Settings.from_env({"ROUTER_CALLER_OVERRIDES": '{"me": {"force_target": "mars"}}'})
 
 
-def test_cloud_adapter_prompt_and_answer() -> None:
-    prompt = to_prompt([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
-    assert prompt == "System: Be brief.\n\nUser: Hi\n\nAssistant:"
-    body = from_generation(b'[{"generated_text": " ok"}]', "m")
-    assert body["choices"][0]["message"]["content"] == "ok" and body["usage"] is None
+@pytest.mark.parametrize("reason", ["stop", "length", "tool_calls"])
+def test_cloud_answer_keeps_finish_reason_and_usage(reason: str) -> None:
+    raw = json.dumps(
+        {
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": reason}],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
+        }
+    ).encode()
+    body = from_endpoint(raw, "m")
+    assert body["choices"][0]["finish_reason"] == reason and body["usage"] == {
+        "prompt_tokens": 7,
+        "completion_tokens": 5,
+        "total_tokens": 12,
+    }
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b'[{"generated_text": " ok"}]',  # the old text-in/text-out shape: no finish_reason to pass on
+        b'{"choices": [{"message": {"content": "ok"}, "finish_reason": "done"}]}',
+        b'{"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": "7"}}',
+    ],
+)
+def test_cloud_answer_malformed_is_unavailable(raw: bytes) -> None:
+    with pytest.raises(TargetUnavailable):
+        from_endpoint(raw, "m")
 
 
 def test_config_section_defaults_and_errors() -> None:

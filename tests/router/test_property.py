@@ -69,7 +69,7 @@ def test_sensitive_never_reaches_cloud(
     local, cloud = FlakyTarget("local", local_fail), FlakyTarget("cloud", cloud_fail)
     router = Router(Settings(policy="local_only", breaker_failures=2), local=local, cloud=cloud)
     for text in texts:
-        body = {"messages": [{"role": "user", "content": text}]}
+        body = {"model": "bank-bot", "messages": [{"role": "user", "content": text}]}
         evt = {
             "rawPath": "/v1/chat/completions",
             "requestContext": {"http": {"method": "POST"}},

@@ -137,6 +137,20 @@ def test_model_is_isolated_in_the_vpc_and_image_is_resolved_per_region(endpoint_
     assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
 
 
+def test_handler_environment_is_generated_from_the_typed_config(endpoint_t: Template) -> None:
+    """model.dtype and endpoint.runtime reach the container (before, only a free-form dict did, typos included)."""
+    env = only(endpoint_t, "AWS::SageMaker::Model")["Properties"]["PrimaryContainer"]["Environment"]
+    assert env["DTYPE"] == "float16"  # prod.yaml model.dtype: fp16
+    assert {k: env[k] for k in ("MAX_INPUT_TOKENS", "MAX_NEW_TOKENS", "DEFAULT_MAX_NEW_TOKENS", "MAX_BATCH_SIZE")} == {
+        "MAX_INPUT_TOKENS": "1024",
+        "MAX_NEW_TOKENS": "512",
+        "DEFAULT_MAX_NEW_TOKENS": "128",
+        "MAX_BATCH_SIZE": "32",
+    }
+    assert (env["TRUNCATE_INPUT"], env["COMPILE"], env["LOAD_IN_4BIT"]) == ("true", "auto", "false")
+    assert not any(k.startswith("OPTION_") for k in env)
+
+
 def test_volume_key_is_set_where_the_instance_allows_it() -> None:
     data = yaml.safe_load((REPO / "config" / "dev.yaml").read_text())
     data["endpoint"]["instance_type"] = "ml.p3.2xlarge"
@@ -295,6 +309,8 @@ def test_review_describes_scaling_cost_iam_and_acks(prod_outdir: Path, tmp_path:
     assert "HIPAA.Security-SageMakerEndpointConfigurationKMSKeyConfigured" in text
     assert "0 unacknowledged findings" in text
     assert "(no previous review: everything is new)" in text
+    assert "Engine `handler`: our inference.py on the PyTorch inference container" in text
+    assert "`DTYPE=float16`" in text
 
 
 # --- the CLI path users run ----------------------------------------------------------------------------------

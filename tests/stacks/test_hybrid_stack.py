@@ -99,12 +99,12 @@ def test_lambda_runtime_arch_and_env(iam_t: tuple[Path, Template]) -> None:
     assert "VpcConfig" not in fn
 
 
-def test_asset_is_router_folder_only(iam_t: tuple[Path, Template]) -> None:
+def test_asset_is_router_and_vendored_wire_only(iam_t: tuple[Path, Template]) -> None:
     out, template = iam_t
     fn = only(template, "AWS::Lambda::Function")
     asset_hash = fn["Properties"]["Code"]["S3Key"].removesuffix(".zip")
     asset = out / f"asset.{asset_hash}"
-    assert [p.name for p in asset.iterdir()] == ["router"]
+    assert sorted(p.name for p in asset.iterdir()) == ["router", "wire"]
     files = {p.name for p in (asset / "router").iterdir()}
     assert {"handler.py", "detect.py", "complexity_weights.json"} <= files and "__pycache__" not in files
 
