@@ -22,6 +22,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -243,7 +244,7 @@ def to_bert_state(e5: E5File, keep: list[int] | None = None, layers: int | None 
     return st
 
 
-def bert_config_kwargs(e5: E5File, vocab_size: int, layers: int | None = None) -> dict[str, object]:
+def bert_config_kwargs(e5: E5File, vocab_size: int, layers: int | None = None) -> dict[str, Any]:
     """``BertConfig`` arguments matching the file (post-LN, GELU, absolute positions)."""
     return {
         "vocab_size": vocab_size,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -60,7 +61,11 @@ def build_teacher(
 
         meta = json.loads((init / "keep.json").read_text())
         e5 = read_wheel(Path(meta["wheel"]))
-        config = BertConfig(**bert_config_kwargs(e5, len(meta["keep"]), cfg.pretrained_layers), num_labels=num_labels)
+        kwargs: dict[str, Any] = {
+            **bert_config_kwargs(e5, len(meta["keep"]), cfg.pretrained_layers),
+            "num_labels": num_labels,
+        }
+        config = BertConfig(**kwargs)
         model = BertForSequenceClassification(config)
         state = {k: torch.from_numpy(v) for k, v in to_bert_state(e5, meta["keep"], cfg.pretrained_layers).items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -130,7 +135,7 @@ def warmup_then_linear_decay(total_steps: int) -> Callable[[int], float]:
     return factor
 
 
-def _bert_parts(model: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module]:
+def _bert_parts(model: nn.Module) -> tuple[Any, Any, Any]:
     """``(bert, dropout, classifier)`` of a BERT-style classifier; the split forward below needs them.
 
     Raises:
@@ -141,7 +146,7 @@ def _bert_parts(model: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module]:
         raise EdgeInputError(
             "edge.teacher.freeze_layers / edge.student.freeze_layers: only BERT encoders can freeze layers; set 0"
         )
-    return parts  # type: ignore[return-value]
+    return parts[0], parts[1], parts[2]
 
 
 def _additive_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -151,9 +156,9 @@ def _additive_mask(mask: torch.Tensor) -> torch.Tensor:
 def lower_states(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, n_layers: int) -> torch.Tensor:
     """Hidden states after the embeddings and the first ``n_layers`` encoder layers (the frozen part)."""
     bert, _, _ = _bert_parts(model)
-    h: torch.Tensor = bert.embeddings(input_ids=ids)  # type: ignore[operator]
+    h: torch.Tensor = bert.embeddings(input_ids=ids)
     ext = _additive_mask(mask)
-    for layer in bert.encoder.layer[:n_layers]:  # type: ignore[union-attr,index]
+    for layer in bert.encoder.layer[:n_layers]:
         h = layer(h, attention_mask=ext)
     return h
 
@@ -162,9 +167,9 @@ def upper_logits(model: nn.Module, h: torch.Tensor, mask: torch.Tensor, n_layers
     """Logits from the states :func:`lower_states` returned: the remaining layers, pooler and classifier."""
     bert, dropout, classifier = _bert_parts(model)
     ext = _additive_mask(mask)
-    for layer in bert.encoder.layer[n_layers:]:  # type: ignore[union-attr,index]
+    for layer in bert.encoder.layer[n_layers:]:
         h = layer(h, attention_mask=ext)
-    logits: torch.Tensor = classifier(dropout(bert.pooler(h)))  # type: ignore[union-attr,operator]
+    logits: torch.Tensor = classifier(dropout(bert.pooler(h)))
     return logits
 
 
@@ -212,7 +217,7 @@ def fit(
         bert, _, _ = _bert_parts(model)
         for p in bert.embeddings.parameters():
             p.requires_grad_(False)
-        for layer in bert.encoder.layer[:freeze_layers]:  # type: ignore[index]
+        for layer in bert.encoder.layer[:freeze_layers]:
             for p in layer.parameters():
                 p.requires_grad_(False)
         model.eval()
@@ -242,7 +247,7 @@ def fit(
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     model.eval()
-    out = np.zeros((len(train), int(model.config.num_labels)), dtype=np.float32)
+    out = np.zeros((len(train), int(cast(Any, model).config.num_labels)), dtype=np.float32)
     with torch.no_grad():
         for (ids, mask, _, idx), h in zip(all_batches, cached, strict=True):
             logits = (
