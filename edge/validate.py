@@ -34,6 +34,12 @@ class VariantResult:
     parity_ok: bool | None = None
     gate_ok: bool = True
     notes: list[str] = field(default_factory=list)
+    #: Per-language held-out accuracy and confusion matrix ``[[true neg, false pos], [false neg, true pos]]``.
+    accuracy_by_lang: dict[str, float] = field(default_factory=dict)
+    confusion_by_lang: dict[str, list[list[int]]] = field(default_factory=dict)
+    #: Accuracy on the hand-written customer-service set (never trained on), overall and per language.
+    service_accuracy: float | None = None
+    service_by_lang: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -62,16 +68,33 @@ def check_parity(variant: str, reference: np.ndarray, candidate: np.ndarray, ato
     return diff
 
 
+def by_language(pred: np.ndarray, labels: np.ndarray, langs: list[str]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Accuracy and confusion matrix (rows = true class, columns = predicted) per language."""
+    acc: dict[str, float] = {}
+    confusion: dict[str, list[list[int]]] = {}
+    n_classes = int(max(labels.max(initial=0), pred.max(initial=0))) + 1
+    for lang in sorted(set(langs)):
+        sel = np.array([x == lang for x in langs])
+        acc[lang] = float((pred[sel] == labels[sel]).mean())
+        m = np.zeros((n_classes, n_classes), dtype=int)
+        np.add.at(m, (labels[sel], pred[sel]), 1)
+        confusion[lang] = m.tolist()
+    return acc, confusion
+
+
 def score(
     result: VariantResult,
     logits: np.ndarray,
     labels: np.ndarray,
     source_logits: np.ndarray | None,
     source_accuracy: float | None,
+    langs: list[str] | None = None,
 ) -> None:
-    """Fill accuracy, drop vs source (points), agreement and max |Δlogit| of ``result`` in place."""
+    """Fill accuracy (overall and per language), drop vs source (points), agreement and max |Δlogit| in place."""
     pred = logits.argmax(-1)
     result.accuracy = float((pred == labels).mean())
+    if langs is not None:
+        result.accuracy_by_lang, result.confusion_by_lang = by_language(pred, labels, langs)
     if source_logits is not None and source_accuracy is not None:
         result.accuracy_drop_points = round(100 * (source_accuracy - result.accuracy), 4)
         result.agreement = float((pred == source_logits.argmax(-1)).mean())
@@ -82,18 +105,20 @@ def apply_gates(results: list[VariantResult], cfg: EdgeConfig) -> list[str]:
     """Mark each result's ``parity_ok``/``gate_ok`` and return one message per failure (empty = all pass).
 
     Rules: FP32 exports reproduce their source within the named atol; INT8 variants agree with it on at least
-    ``int8_min_agreement`` of the test split; no variant loses more than ``accuracy_gate_points`` against its source.
+    ``int8_min_agreement`` of the test split; no variant loses more than ``accuracy_gate_points`` against its source;
+    every variant (teacher included) reaches ``accuracy_floors`` per language on the held-out test split and
+    ``service_accuracy_floor`` on the customer-service set.
     """
     failures = []
     for r in results:
-        if r.source is None or r.accuracy is None:
+        if r.accuracy is None:
             continue
-        if r.name in FP32_VARIANTS and r.max_abs_dlogit is not None:
+        if r.source is not None and r.name in FP32_VARIANTS and r.max_abs_dlogit is not None:
             atol = cfg.onnx_fp32_atol if r.name == "onnx_fp32" else cfg.tflite_fp32_atol
             r.parity_ok = r.max_abs_dlogit <= atol
             if not r.parity_ok:
                 failures.append(f"{r.name}: max |Δlogit| {r.max_abs_dlogit:.1e} > atol {atol:.1e} on output 'logits'")
-        elif r.agreement is not None and r.name != "student":
+        elif r.source is not None and r.agreement is not None and r.name != "student":
             r.parity_ok = r.agreement >= cfg.int8_min_agreement
             if not r.parity_ok:
                 failures.append(
@@ -105,6 +130,22 @@ def apply_gates(results: list[VariantResult], cfg: EdgeConfig) -> list[str]:
             failures.append(
                 f"{r.name}: accuracy {100 * r.accuracy:.2f}% is {drop:.2f} points below {r.source}, "
                 f"over the {cfg.accuracy_gate_points:g}-point gate (edge.accuracy_gate_points)"
+            )
+        for lang, floor in cfg.accuracy_floors.items():
+            got = r.accuracy_by_lang.get(lang)
+            if got is None:
+                failures.append(
+                    f"{r.name}: no {lang!r} examples in the test split (edge.accuracy_floors names {lang!r})"
+                )
+            elif got < floor:
+                failures.append(
+                    f"{r.name}: {lang} accuracy {100 * got:.2f}% is below the floor {100 * floor:.1f}% "
+                    f"(edge.accuracy_floors.{lang})"
+                )
+        if r.service_accuracy is not None and r.service_accuracy < cfg.service_accuracy_floor:
+            failures.append(
+                f"{r.name}: customer-service accuracy {100 * r.service_accuracy:.2f}% is below the floor "
+                f"{100 * cfg.service_accuracy_floor:.1f}% (edge.service_accuracy_floor)"
             )
         r.gate_ok = not any(f.startswith(f"{r.name}:") for f in failures)
     return failures

