@@ -17,7 +17,7 @@ FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_ca
 FINISH_REASON_ALIASES = {"eos_token": "stop", "stop_sequence": "stop"}
 
 
-def openai_finish_reason(reason: object) -> object:
+def openai_finish_reason(reason: str | None) -> str | None:
     """``reason`` in OpenAI's words where a known server alias exists (``eos_token`` -> ``stop``); else unchanged."""
     return FINISH_REASON_ALIASES.get(reason, reason) if isinstance(reason, str) else reason
 
