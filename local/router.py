@@ -366,12 +366,14 @@ class Router:
             finished = True
         finally:
             await _close(stream)
-            if not finished:
-                breaker.release()  # the client went away: neither success nor failure
-            elif failure is None or failure == "structured_output_truncated":
-                breaker.success()
-            else:
+            if failure is not None and failure != "structured_output_truncated":
+                # The engine failed, whether or not the client stayed to the end (an SDK that raises on the error
+                # event closes the connection at once, before this generator is resumed).
                 breaker.failure()
+            elif not finished:
+                breaker.release()  # the client went away: neither success nor failure
+            else:
+                breaker.success()
             if failure is not None:
                 call.failure, call.failure_status = failure, status if status != 200 else 502
                 if failure == "structured_output_truncated":
