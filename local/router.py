@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 
 from config.local_section import BreakerSpec
-from local.breaker import BreakerState, CircuitBreaker
 from local.engines.base import SSE_DONE, Call, Engine, Result, new_id, sse_chunk, sse_error, usage
 from local.errors import (
     EngineBadResponse,
@@ -23,6 +22,7 @@ from local.errors import (
 )
 from local.metrics import Metrics
 from local.structured import retry_messages, validation_error
+from wire.breaker import BreakerState, CircuitBreaker
 from wire.sse import DONE_PAYLOAD, parse_events
 
 USAGE_MARK = b'"usage":{'

@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from router import complexity, policy
-from router.breaker import CircuitBreaker
 from router.detect import Detector, Finding
 from router.errors import BadRequest, NotFound, RouterError, TargetUnavailable
 from router.lexicon import shared as shared_lexicon
@@ -23,6 +22,7 @@ from router.settings import Settings
 from router.targets import CloudTarget, LocalTarget, Target
 from router.textview import TextView
 from router.tls import GatewayTLS
+from wire.breaker import CircuitBreaker
 from wire.errors import WireError
 
 LOG = logging.getLogger("router.decision")
@@ -162,10 +162,10 @@ class Router:
             try:
                 answer = self.targets[name].complete(body)
             except TargetUnavailable as exc:
-                breaker.record_failure()
+                breaker.failure()
                 last = exc
                 continue
-            breaker.record_success()
+            breaker.success()
             if isinstance(req.body.get("model"), str):
                 answer["model"] = req.body["model"]
             if mapping:

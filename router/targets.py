@@ -1,6 +1,6 @@
 """The two targets: the on-prem OpenAI-compatible gateway and the SageMaker endpoint.
 
-Breakers (``router.breaker``), the gateway key (``router.secrets``), its TLS trust (``router.tls``) and answer checking
+Breakers (``wire.breaker``), the gateway key (``router.secrets``), its TLS trust (``router.tls``) and answer checking
 (``router.translate``) live in their own modules; boto3 is imported lazily (``router.aws``) so the decision path's cold start stays small.
 """
 

@@ -15,6 +15,7 @@ from router import handler
 from router.settings import Settings
 from router.targets import CloudTarget
 from tests.router.conftest import REGION, FakeGateway, queue_sagemaker
+from wire.breaker import BreakerState
 
 ENDPOINT = "llm-endpoint"
 CARD = "4111 1111 1111 1111"
@@ -184,7 +185,7 @@ def test_failover_cloud_down_goes_local_and_breaker_opens(gateway: FakeGateway, 
     for _ in range(2):
         resp = router.handle(event(chat(complex_text)))
         assert resp["headers"]["x-route-target"] == "local" and resp["headers"]["x-route-reason"] == "complex;failover"
-    assert router.breakers["cloud"].state == "open"
+    assert router.breakers["cloud"].state is BreakerState.OPEN
     resp = router.handle(event(chat(complex_text)))  # breaker open: cloud skipped without a network attempt
     assert resp["headers"]["x-route-reason"] == "complex;failover"
     assert len(gateway.requests) == 3

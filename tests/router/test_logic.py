@@ -9,12 +9,12 @@ import pytest
 
 from config.router_section import RouterConfig
 from router import calibrate, complexity, evaluate, policy
-from router.breaker import CircuitBreaker
 from router.detect import Detector
 from router.errors import SettingsError, TargetUnavailable
 from router.redact import redact, restore
 from router.settings import Settings
 from router.translate import from_endpoint
+from wire.breaker import BreakerState, CircuitBreaker
 
 DEV = Path(__file__).parents[1] / "data" / "router_dev.jsonl"
 MODEL = complexity.Model.load()
@@ -71,14 +71,14 @@ def test_redaction_round_trip() -> None:
 def test_breaker_opens_and_half_opens() -> None:
     now = [0.0]
     b = CircuitBreaker(2, 10, clock=lambda: now[0])
-    b.record_failure()
+    b.failure()
     assert b.allow()
-    b.record_failure()
-    assert b.state == "open" and not b.allow()
+    b.failure()
+    assert b.state is BreakerState.OPEN and not b.allow()
     now[0] = 11
     assert b.allow() and not b.allow()  # one trial only
-    b.record_success()
-    assert b.state == "closed"
+    b.success()
+    assert b.state is BreakerState.CLOSED
 
 
 def test_settings_errors_name_the_variable() -> None:

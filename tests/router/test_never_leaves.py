@@ -25,6 +25,7 @@ from router.normalize import canonical
 from router.settings import Settings
 from router.targets import CloudTarget
 from tests.router.conftest import CapturingEndpoint, FakeGateway
+from wire.breaker import BreakerState
 
 COMPLEX = "Derive the amortization schedule step by step, prove the formula and compare three scenarios."
 SENSITIVE = [c for split in variants.SPLITS for c in variants.generate(split, 11 + len(split), per_type=2) if c.types]
@@ -110,8 +111,8 @@ def _router(servers: dict[str, Any], fault: str, policy: str) -> Router:
     }
     router = Router(Settings.from_env(env), cloud=CloudTarget("ep", 5, 16, client_factory=servers["endpoint"].client))
     if fault == "breaker_open":
-        router.breakers["local"].record_failure()
-        assert router.breakers["local"].state == "open"
+        router.breakers["local"].failure()
+        assert router.breakers["local"].state is BreakerState.OPEN
     return router
 
 
