@@ -174,11 +174,21 @@ def _collapse(items: list[Any]) -> list[Any]:
     return out
 
 
+def _distinct(items: list[Any]) -> list[Any]:
+    # Each event shape once, in first-seen order: with n > 1 the choices' chunks interleave by timing (a finish chunk
+    # of choice 1 may come between content chunks of choice 0), so only which shapes occur, and which first, is stable.
+    out: list[Any] = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+
 def structure(t: dict[str, Any]) -> dict[str, Any]:
     """What must not drift between real vLLM, its recording and the fake (see the module docstring)."""
     s: dict[str, Any] = {"status": t["status"], "content-type": t["headers"]["content-type"].split(";")[0]}
     if "events" in t:
-        s["events"] = _collapse([e if e == "[DONE]" else _shape(e) for e in t["events"]])
+        s["events"] = _distinct([e if e == "[DONE]" else _shape(e) for e in t["events"]])
     else:
         s["body"] = _shape(t["body"])
     return s
