@@ -65,10 +65,17 @@ def completion(
 
 
 def full_response(
-    kind: str, model: str, text: str, finish: str | None, prompt: int, completion_tokens: int, rid: str | None = None
+    kind: str,
+    model: str,
+    text: str,
+    finish: str | None,
+    prompt: int,
+    completion_tokens: int,
+    rid: str | None = None,
+    logprobs: Any = None,
 ) -> dict[str, Any]:
-    """A one-choice answer body."""
-    return completion(kind, model, [choice(kind, text, finish)], prompt, completion_tokens, rid)
+    """A one-choice answer body (``logprobs``: the choice's logprobs object, None when not asked for)."""
+    return completion(kind, model, [choice(kind, text, finish, logprobs=logprobs)], prompt, completion_tokens, rid)
 
 
 def chunk(
@@ -81,6 +88,7 @@ def chunk(
     usage_: dict[str, int] | None = None,
     index: int = 0,
     created: int | None = None,
+    logprobs: Any = None,
 ) -> dict[str, Any]:
     """One stream chunk (``chat.completion.chunk`` / ``text_completion``).
 
@@ -94,9 +102,9 @@ def chunk(
         delta: dict[str, Any] = {"content": text} if text is not None else {}
         if first:
             delta["role"] = "assistant"
-        choices = [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}]
+        choices = [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": logprobs}]
     else:
-        choices = [{"index": index, "text": text or "", "finish_reason": finish, "logprobs": None}]
+        choices = [{"index": index, "text": text or "", "finish_reason": finish, "logprobs": logprobs}]
     obj: dict[str, Any] = {
         "id": rid,
         "object": "chat.completion.chunk" if kind == "chat" else "text_completion",

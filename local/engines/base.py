@@ -135,10 +135,17 @@ class Engine(ABC):
 
 
 def full_response(
-    kind: str, model: str, text: str, finish: str | None, prompt: int, completion: int, rid: str | None = None
+    kind: str,
+    model: str,
+    text: str,
+    finish: str | None,
+    prompt: int,
+    completion: int,
+    rid: str | None = None,
+    logprobs: Any = None,
 ) -> bytes:
     """An OpenAI ``chat.completion`` / ``text_completion`` body (:func:`wire.build.full_response`) as bytes."""
-    return orjson.dumps(build.full_response(kind, model, text, finish, prompt, completion, rid))
+    return orjson.dumps(build.full_response(kind, model, text, finish, prompt, completion, rid, logprobs))
 
 
 def sse_chunk(
@@ -149,9 +156,11 @@ def sse_chunk(
     finish: str | None = None,
     first: bool = False,
     usage_: dict[str, int] | None = None,
+    logprobs: Any = None,
 ) -> bytes:
     """One SSE event carrying a stream chunk (:func:`wire.build.chunk`)."""
-    return b"data: " + orjson.dumps(build.chunk(kind, rid, model, text, finish, first, usage_)) + b"\n\n"
+    obj = build.chunk(kind, rid, model, text, finish, first, usage_, logprobs=logprobs)
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
 def sse_error(message: str, type_: str = "upstream_error", code: str | None = None) -> bytes:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
-
-import orjson
 
 from config.local_section import EngineSpec
 from local.embedded.api import EmbeddedEngineProtocol, GenerationChunk, GenerationRequest, TokenLogprob
@@ -118,9 +115,8 @@ class EmbeddedAdapter(Engine):
             last = chunk
         text = "".join(parts)
         p, c = last.prompt_tokens, last.completion_tokens
-        body = full_response(call.kind, call.model, text, last.finish_reason, p, c)
-        if _wants_logprobs(call):
-            body = _with_logprobs(body, logprobs_json(call.kind, logprobs))
+        lp = logprobs_json(call.kind, logprobs) if _wants_logprobs(call) else None
+        body = full_response(call.kind, call.model, text, last.finish_reason, p, c, logprobs=lp)
         return Result(body, text, last.finish_reason, p, c)
 
     async def stream(self, call: Call) -> AsyncIterator[bytes]:
@@ -131,11 +127,10 @@ class EmbeddedAdapter(Engine):
         try:
             async for chunk in gen:
                 if chunk.text or first or (wants_logprobs and chunk.logprobs):
-                    event = sse_chunk(call.kind, rid, call.model, chunk.text, first=first)
+                    lp = logprobs_json(call.kind, chunk.logprobs, offset) if wants_logprobs else None
                     if wants_logprobs:
-                        event = _with_logprobs(event, logprobs_json(call.kind, chunk.logprobs, offset), sse=True)
                         offset += sum(len(e.token) for e in chunk.logprobs)
-                    yield event
+                    yield sse_chunk(call.kind, rid, call.model, chunk.text, first=first, logprobs=lp)
                     first = False
                 if chunk.finish_reason is not None:
                     call.prompt_tokens, call.completion_tokens = chunk.prompt_tokens, chunk.completion_tokens
@@ -159,13 +154,3 @@ def _wants_logprobs(call: Call) -> bool:
     """Chat asks with ``logprobs: true``, completions with an integer ``logprobs``."""
     value = call.body.get("logprobs")
     return value is True if call.kind == "chat" else value is not None and value is not False
-
-
-def _with_logprobs(payload: bytes, logprobs: dict[str, Any], sse: bool = False) -> bytes:
-    """``payload`` (a whole answer, or one ``data: ...`` event) with its first choice's ``logprobs`` filled in."""
-    # TODO(wire): build with wire.build's choice(logprobs=...) once the shared wire module is on main.
-    raw = payload[len(b"data: ") : -2] if sse else payload
-    obj = orjson.loads(raw)
-    obj["choices"][0]["logprobs"] = logprobs
-    out = orjson.dumps(obj)
-    return b"data: " + out + b"\n\n" if sse else out
