@@ -22,15 +22,16 @@ from config.router_section import RouterConfig
 from config.sizing import (
     GIB,
     GPU_MEMORY_UTILIZATION,
+    Architecture,
+    Footprint,
     Placement,
     fits,
-    required_gib,
     suggest_instances,
     suggest_precisions,
     usable_gib,
-    weights_gib,
 )
 from local.embedded.limits import BY_NAME as RUNTIME_BY_NAME
+from local.embedded.memory import core_kv_tokens
 
 Dtype = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
 Quantization = Literal["none", "awq", "gptq", "bnb-4bit", "bnb-8bit", "fp8"]
@@ -74,6 +75,40 @@ class AwsSection(Section):
     region: str | None = Field(default=None, pattern=REGION_RE, description="AWS region, e.g. us-east-1")
 
 
+class ArchitectureSection(Section):
+    """The model's shapes (its ``config.json``), for an exact memory check; without it the check estimates a
+    Llama-2-like shape from ``params_billions`` (full multi-head attention: more KV cache than a GQA model needs)."""
+
+    layers: int = Field(gt=0, le=1000, description="num_hidden_layers")
+    hidden: int = Field(gt=0, le=131_072, description="hidden_size")
+    intermediate: int = Field(gt=0, le=1_048_576, description="intermediate_size (MLP width)")
+    heads: int = Field(gt=0, le=1024, description="num_attention_heads")
+    kv_heads: int | None = Field(default=None, gt=0, le=1024, description="num_key_value_heads (default: heads)")
+    vocab: int = Field(gt=0, le=4_000_000, description="vocab_size")
+    tied_embeddings: bool = Field(default=False, description="tie_word_embeddings")
+    gated_mlp: bool = Field(default=True, description="gate/up/down MLP (Llama, Qwen, Mistral); false for GPT-2 style")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ArchitectureSection:
+        if self.hidden % self.heads:
+            raise ValueError(f"heads: {self.heads} does not divide hidden {self.hidden}")
+        if self.kv_heads is not None and self.heads % self.kv_heads:
+            raise ValueError(f"kv_heads: {self.kv_heads} does not divide heads {self.heads}")
+        return self
+
+    def resolve(self) -> Architecture:
+        return Architecture(
+            layers=self.layers,
+            hidden=self.hidden,
+            intermediate=self.intermediate,
+            heads=self.heads,
+            kv_heads=self.kv_heads or self.heads,
+            vocab=self.vocab,
+            tied_embeddings=self.tied_embeddings,
+            gated_mlp=self.gated_mlp,
+        )
+
+
 class ModelSection(Section):
     """The model to serve and how its weights are stored."""
 
@@ -87,6 +122,12 @@ class ModelSection(Section):
     params_billions: float = Field(gt=0, le=2000, description="parameter count in billions")
     dtype: Dtype = "bf16"
     quantization: Quantization = "none"
+    architecture: ArchitectureSection | None = None
+
+    @property
+    def shape(self) -> Architecture:
+        """The architecture for sizing: the configured one, else an estimate from the parameter count."""
+        return self.architecture.resolve() if self.architecture else Architecture.llama_like(self.params_billions)
 
     @field_validator("artifact_key")
     @classmethod
@@ -506,6 +547,16 @@ class EndpointSection(Section):
         return self.lmi.max_model_len or self.runtime.max_input_tokens + self.runtime.max_new_tokens
 
     @property
+    def kv_tokens(self) -> int:
+        """KV-cache tokens one model copy holds: the handler's core allocates every batch slot's full context up
+        front; vLLM must fit at least one ``max_model_len`` sequence (it fills the rest of its memory share)."""
+        if self.engine == "handler":
+            return core_kv_tokens(
+                self.runtime.max_batch_size, self.runtime.max_input_tokens + self.runtime.max_new_tokens
+            )
+        return self.max_model_len
+
+    @property
     def concurrency_enabled(self) -> bool:
         enabled = self.concurrency_scaling.enabled
         return self.engine == "lmi" if enabled is None else enabled
@@ -546,8 +597,13 @@ class DeploymentConfig(Section):
 
     @property
     def weights_gib(self) -> float:
+        return self.footprint.weights_gib
+
+    @property
+    def footprint(self) -> Footprint:
+        """Memory one model copy needs on the endpoint (weights + KV cache + runtime overhead)."""
         m = self.model
-        return weights_gib(m.params_billions, m.dtype, m.quantization)
+        return Footprint(m.shape, m.dtype, m.quantization, self.endpoint.kv_tokens)
 
     @property
     def health_check_timeout_s(self) -> int:
@@ -622,29 +678,33 @@ class DeploymentConfig(Section):
         table = instance_table()
         ep, m = self.endpoint, self.model
         inst, placement = ep.instance, ep.placement
-        if fits(inst, m.params_billions, m.dtype, m.quantization, placement):
+        need = self.footprint
+        if fits(inst, need, placement):
             return self
-        need = required_gib(m.params_billions, m.dtype, m.quantization)
         precision = m.quantization if m.quantization != "none" else m.dtype
         handler = ep.engine == "handler"
-        options = [f"instance_type {n}" for n in suggest_instances(table, inst, need, per_gpu=handler)]
+        options = [f"instance_type {n}" for n in suggest_instances(table, inst, need.total_gib, per_gpu=handler)]
         all_gpus = Placement(inst.gpus, placement.utilization)
-        if (
-            not handler
-            and placement.gpus < inst.gpus
-            and fits(inst, m.params_billions, m.dtype, m.quantization, all_gpus)
-        ):
+        if not handler and placement.gpus < inst.gpus and fits(inst, need, all_gpus):
             options.insert(0, f"lmi.tensor_parallel_degree {inst.gpus} (or unset: all GPUs)")
-        if handler and inst.gpus > 1 and fits(inst, m.params_billions, m.dtype, m.quantization):
+        # as lmi the copy would hold one max_model_len sequence of KV cache up front (vLLM pages the rest)
+        as_lmi = Footprint(need.arch, need.dtype, need.quantization, ep.max_model_len)
+        if handler and inst.gpus > 1 and fits(inst, as_lmi):
             options.insert(0, f"engine lmi (tensor parallel over all {inst.gpus} GPUs)")
         elif handler:
-            multi = suggest_instances(table, inst, need, per_gpu=False, limit=1)
+            multi = suggest_instances(table, inst, as_lmi.total_gib, per_gpu=False, limit=1)
             if multi and multi[0] not in [o.removeprefix("instance_type ") for o in options]:
                 options.append(f"engine lmi with instance_type {multi[0]} (tensor parallel)")
+        if handler and need.kv_gib > need.weights_gib / 4:
+            options.append(
+                f"a smaller KV cache ((runtime.max_batch_size + 1 scratch row) x (max_input_tokens + max_new_tokens) = "
+                f"{need.kv_tokens} "
+                "tokens now)"
+            )
         if not handler:
-            options += suggest_precisions(inst, m.params_billions, m.dtype, placement)
+            options += suggest_precisions(inst, need, placement)
         else:
-            options += [f"engine lmi with {o}" for o in suggest_precisions(inst, m.params_billions, m.dtype, placement)]
+            options += [f"engine lmi with {o}" for o in suggest_precisions(inst, as_lmi, placement)]
         hint = "; try " + " or ".join(options) if options else ""
         if handler and inst.gpus > 1:
             why = "the handler engine loads one whole copy per GPU"
@@ -657,7 +717,7 @@ class DeploymentConfig(Section):
         tp_short = not handler and placement.gpus < inst.gpus
         field = "endpoint.lmi.tensor_parallel_degree" if tp_short else "endpoint.instance_type"
         raise ValueError(
-            f"{field}: a {m.params_billions:g}B model at {precision} needs ~{need:.1f} GiB "
-            f"(weights + {int(0.2 * 100)}% KV cache) but {inst.name} has {placement.describe(inst)} "
+            f"{field}: a {m.params_billions:g}B model at {precision} needs ~{need.total_gib:.1f} GiB "
+            f"({need.describe()}) but {inst.name} has {placement.describe(inst)} "
             f"({usable_gib(inst, placement):.1f} GiB usable{'; ' + why if why else ''}){hint}"
         )

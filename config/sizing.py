@@ -1,4 +1,7 @@
-"""Does a model fit an instance? Weight bytes at the chosen dtype/quantization vs the GPU memory the engine uses.
+"""Does a model fit an instance? Weights at the chosen dtype/quantization, plus the KV cache the engine holds, plus the
+runtime's overhead (:class:`Footprint`), against the memory the engine may use. The per-scheme byte rates and the
+overhead are measured on a GPU (docs/BENCHMARKS.md, "4-bit on the GPU"), and a test pins the estimate to within 15% of
+that run's peak memory (tests/config/test_sizing_measured.py).
 
 The two endpoint engines use GPUs differently, and the check follows that:
 - ``handler`` (our ``inference.py`` on the PyTorch DLC) loads one model copy per GPU: it needs the model to fit one GPU.
@@ -11,31 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.instances import InstanceTable, InstanceType
+from local.embedded.memory import GIB, Architecture, Footprint
 
-# Bytes per parameter for the weights at each precision.
-BYTES_PER_PARAM: dict[str, float] = {
-    "fp32": 4.0,
-    "bf16": 2.0,
-    "fp16": 2.0,
-    "fp8": 1.0,
-    "int8": 1.0,
-    "int4": 0.5,
-}
-# Quantization schemes override the dtype's weight size.
-QUANT_BYTES_PER_PARAM: dict[str, float] = {
-    "awq": 0.5,
-    "gptq": 0.5,
-    "bnb-4bit": 0.5,
-    "bnb-8bit": 1.0,
-    "fp8": 1.0,
-}
+__all__ = ["GIB", "Architecture", "Footprint", "Placement", "fits", "suggest_instances", "suggest_precisions"]
+
 # The serving engine may use this share of GPU memory (vLLM's --gpu-memory-utilization default).
 GPU_MEMORY_UTILIZATION = 0.9
-# Weights must leave at least this share of themselves free again for the KV cache and activations.
-KV_CACHE_HEADROOM = 0.2
 # On CPU instances the weights (fp32) share host memory with the OS and the server.
 CPU_MEMORY_UTILIZATION = 0.7
-GIB = 1024**3
 
 
 @dataclass(frozen=True)
@@ -52,21 +38,6 @@ class Placement:
         return f"{used}{instance.gpus} x {instance.gpu_memory_gib:g} GiB GPU{'s' if used and instance.gpus > 1 else ''}"
 
 
-def bytes_per_param(dtype: str, quantization: str) -> float:
-    if quantization != "none":
-        return QUANT_BYTES_PER_PARAM[quantization]
-    return BYTES_PER_PARAM[dtype]
-
-
-def weights_gib(params_billions: float, dtype: str, quantization: str) -> float:
-    return params_billions * 1e9 * bytes_per_param(dtype, quantization) / GIB
-
-
-def required_gib(params_billions: float, dtype: str, quantization: str) -> float:
-    """Memory the model needs: weights plus KV-cache/activation headroom."""
-    return weights_gib(params_billions, dtype, quantization) * (1 + KV_CACHE_HEADROOM)
-
-
 def usable_gib(instance: InstanceType, placement: Placement | None = None) -> float:
     """Memory one model copy may use: the placement's GPUs (all GPUs when None) or the host's memory."""
     if instance.gpus:
@@ -75,10 +46,8 @@ def usable_gib(instance: InstanceType, placement: Placement | None = None) -> fl
     return instance.memory_gib * CPU_MEMORY_UTILIZATION
 
 
-def fits(
-    instance: InstanceType, params_billions: float, dtype: str, quantization: str, placement: Placement | None = None
-) -> bool:
-    return required_gib(params_billions, dtype, quantization) <= usable_gib(instance, placement)
+def fits(instance: InstanceType, need: Footprint, placement: Placement | None = None) -> bool:
+    return need.total_gib <= usable_gib(instance, placement)
 
 
 def suggest_instances(
@@ -106,13 +75,10 @@ def suggest_instances(
 SMALLER_PRECISIONS = (("8-bit", "fp8"), ("4-bit", "awq"))
 
 
-def suggest_precisions(
-    instance: InstanceType, params_billions: float, dtype: str, placement: Placement | None = None
-) -> list[str]:
+def suggest_precisions(instance: InstanceType, need: Footprint, placement: Placement | None = None) -> list[str]:
     """Lower precisions (as config values) at which the model would fit this instance."""
-    options = SMALLER_PRECISIONS
-    out: list[str] = []
-    for label, quant in options:
-        if fits(instance, params_billions, dtype, quant, placement):
-            out.append(f"{label} quantization (model.quantization: {quant})")
-    return out
+    return [
+        f"{label} quantization (model.quantization: {quant})"
+        for label, quant in SMALLER_PRECISIONS
+        if fits(instance, need.with_quantization(quant), placement)
+    ]

@@ -14,6 +14,7 @@ import torch
 from local.embedded.attention import use_slot_attention
 from local.embedded.cpu import onednn_supports, pack_linears
 from local.embedded.errors import EngineSetupError
+from local.embedded.memory import GIB, Architecture, Footprint, core_kv_tokens
 from local.embedded.settings import EmbeddedSettings
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def load_model_and_tokenizer(settings: EmbeddedSettings, placement: Placement) -
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    check_memory_fits(settings, placement)
     kwargs: dict[str, Any] = {"dtype": placement.dtype}
     if settings.attn_implementation in ("sdpa", "eager"):
         kwargs["attn_implementation"] = settings.attn_implementation
@@ -115,6 +117,46 @@ def load_model_and_tokenizer(settings: EmbeddedSettings, placement: Placement) -
     ):
         use_slot_attention(model)
     return model, tokenizer
+
+
+def footprint(settings: EmbeddedSettings, placement: Placement) -> Footprint | None:
+    """The memory this engine will hold on its device (weights, the full KV cache, runtime overhead), estimated from
+    the model's ``config.json`` before loading it; None when that file does not give the shapes."""
+    try:
+        config = json.loads((settings.model_dir / "config.json").read_text(encoding="utf-8"))
+        arch = Architecture.from_hf_config(config)
+    except (OSError, ValueError, AttributeError):
+        return None
+    dtype = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[placement.dtype]
+    quantization = "bnb-4bit" if placement.load_in_4bit else "none"
+    return Footprint(arch, dtype, quantization, core_kv_tokens(settings.max_batch_size, settings.context_len))
+
+
+def check_memory_fits(settings: EmbeddedSettings, placement: Placement) -> None:
+    """On a GPU, refuse to start when the estimate exceeds the free memory (instead of an out-of-memory error in the
+    middle of loading or at the first full batch), naming the settings that size it.
+
+    Raises:
+        EngineSetupError: the weights and the KV cache the settings ask for do not fit the GPU's free memory.
+    """
+    need = footprint(settings, placement)
+    if need is None or placement.device.type != "cuda":
+        return
+    free, total = torch.cuda.mem_get_info(placement.device)
+    logger.info(
+        "memory estimate: %s = %.1f GiB; %.1f of %.1f GiB free",
+        need.describe(),
+        need.total_gib,
+        free / GIB,
+        total / GIB,
+    )
+    if need.total_gib * GIB > free:
+        hint = "" if placement.load_in_4bit else ", load_in_4bit: true"
+        raise EngineSetupError(
+            f"max_batch_size x (max_input_tokens + max_new_tokens_limit): {settings.max_batch_size} x "
+            f"{settings.context_len} tokens need ~{need.total_gib:.1f} GiB ({need.describe()}) but the GPU has "
+            f"{free / GIB:.1f} GiB free; lower max_batch_size or the token limits{hint}"
+        )
 
 
 def check_context_fits(settings: EmbeddedSettings, config: Any) -> None:

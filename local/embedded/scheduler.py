@@ -27,6 +27,7 @@ from local.embedded.api import GenerationChunk, TokenLogprob
 from local.embedded.errors import EmbeddedEngineError
 from local.embedded.kv_cache import ProbeCache, SlotKVCache
 from local.embedded.loading import Placement
+from local.embedded.memory import SCRATCH_KV_ROWS
 from local.embedded.sampling import choose_tokens, gumbel_noise
 from local.embedded.settings import EmbeddedSettings
 from local.embedded.text import IncrementalDetokenizer, StopStringMatcher
@@ -220,7 +221,7 @@ class BatchScheduler:
             self._keep_last = False
         # One extra cache row is scratch: a prefill batch of one prompt gets a dummy second row written there, so
         # the dynamic-shape prefill graph never meets the size-1 special case (one graph instead of several).
-        rows = self._slots_n + 1
+        rows = self._slots_n + SCRATCH_KV_ROWS
         self._scratch = self._slots_n
         self._cache = SlotKVCache(probe.layer_shapes(), rows, self._context, probe.dtype, self._device)
         dev = self._device

@@ -11,7 +11,6 @@ import yaml
 
 from config import ConfigError, load_config
 from config.loader import load_config_file, parse_config, update_config_value
-from config.sizing import required_gib
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,7 +69,11 @@ def test_unknown_ml_instance_lists_known_ones(prod: dict[str, Any]) -> None:
 def test_13b_fp16_does_not_fit_g5_2xlarge_and_suggests_fixes(prod: dict[str, Any]) -> None:
     prod["model"]["params_billions"] = 13
     msg = bad(prod)
-    assert msg.startswith("prod.yaml: endpoint.instance_type: a 13B model at fp16 needs ~29.1 GiB")
+    assert msg.startswith("prod.yaml: endpoint.instance_type: a 13B model at fp16 needs ~63.5 GiB")
+    assert (
+        "a smaller KV cache ((runtime.max_batch_size + 1 scratch row) x (max_input_tokens + max_new_tokens) = 50688 tokens now)"
+        in msg
+    )
     assert "ml.g5.2xlarge has 1 x 24 GiB GPU" in msg
     assert "instance_type ml.g5.12xlarge" in msg
     assert "model.quantization: awq" in msg
@@ -81,7 +84,7 @@ def test_13b_fits_with_4bit_quantization(prod: dict[str, Any]) -> None:
     prod["model"]["quantization"] = "awq"
     prod["endpoint"]["engine"] = "lmi"  # vLLM serves AWQ; the handler does not
     cfg = parse_config(prod)
-    assert required_gib(13, "fp16", "awq") < 24
+    assert cfg.footprint.total_gib < 24
     assert cfg.model.quantization == "awq"
 
 

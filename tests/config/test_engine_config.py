@@ -50,7 +50,9 @@ def test_tp_defaults_to_the_instance_gpu_count(prod: dict[str, Any]) -> None:
 
 def test_13b_fp16_on_g5_12xlarge_fails_with_tp1_and_says_why(prod: dict[str, Any]) -> None:
     msg = bad(thirteen_b_on_g5_12xlarge(prod, tensor_parallel_degree=1))
-    assert msg.startswith("prod.yaml: endpoint.lmi.tensor_parallel_degree: a 13B model at fp16 needs ~29.1 GiB")
+    # vLLM must hold one max_model_len (1536) sequence of KV cache: 24.2 GiB weights + 1.2 GiB KV + 0.6 GiB runtime
+    assert msg.startswith("prod.yaml: endpoint.lmi.tensor_parallel_degree: a 13B model at fp16 needs ~26.0 GiB")
+    assert "1.2 GiB KV cache for 1536 tokens (a Llama-like shape estimated from the parameter count)" in msg
     assert "ml.g5.12xlarge has 1 of its 4 x 24 GiB GPUs (21.6 GiB usable; tensor parallel degree 1 uses 1 GPU)" in msg
     assert "try lmi.tensor_parallel_degree 4 (or unset: all GPUs)" in msg
 
@@ -60,7 +62,9 @@ def test_13b_on_the_handler_engine_needs_one_gpu_that_holds_it(prod: dict[str, A
     prod["model"]["params_billions"] = 13
     prod["endpoint"]["instance_type"] = "ml.g5.12xlarge"
     msg = bad(prod)
-    assert "endpoint.instance_type: a 13B model at fp16 needs ~29.1 GiB" in msg
+    # its core allocates all 32 batch slots (+1 scratch row) x (1024 + 512) tokens of KV cache up front
+    assert "endpoint.instance_type: a 13B model at fp16 needs ~63.5 GiB" in msg
+    assert "38.7 GiB KV cache for 50688 tokens" in msg
     assert "the handler engine loads one whole copy per GPU" in msg
     assert "try engine lmi (tensor parallel over all 4 GPUs)" in msg
 

@@ -157,3 +157,22 @@ def test_context_longer_than_the_models_positions_is_a_setup_error(model_dirs: d
     engine = EmbeddedEngine(EmbeddedSettings(model_dir=model_dirs["gpt2"], max_input_tokens=1024))
     with pytest.raises(EngineSetupError, match=r"max_input_tokens \+ max_new_tokens_limit: 1024 \+ 512 = 1536 exceeds"):
         run(engine.start())
+
+
+def test_memory_preflight_names_the_settings_when_the_gpu_is_too_small(
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU the engine refuses to load when weights + its whole KV cache exceed the free memory (rather than an
+    out-of-memory error half-way through loading or at the first full batch). The GPU's free memory is the only thing
+    stood in for here: the estimate comes from the model's real config.json."""
+    from local.embedded.loading import Placement, check_memory_fits, footprint
+
+    settings = EmbeddedSettings(model_dir=model_dirs["gpt2"], max_batch_size=16)
+    placement = Placement(device=torch.device("cuda", 0), dtype=torch.bfloat16, compile=False, load_in_4bit=False)
+    need = footprint(settings, placement)
+    assert need is not None and need.kv_tokens == 17 * settings.context_len  # + the scratch row
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(need.total_gib * 0.9 * 2**30), 2**34))
+    with pytest.raises(EngineSetupError, match=r"^max_batch_size x \(max_input_tokens \+ max_new_tokens_limit\): 16 x"):
+        check_memory_fits(settings, placement)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(need.total_gib * 1.1 * 2**30), 2**34))
+    check_memory_fits(settings, placement)  # fits: no error
