@@ -78,7 +78,11 @@ class HybridRoute:
         self.decider = Decider(Settings.from_env(router_environment(settings.router)))
         self.cloud = build_engine(spec.cloud)
         self.cloud_router = Router(
-            [self.cloud], local.breaker, gateway.metrics, structured_retries=0, request_timeout_s=local.request_timeout_s
+            [self.cloud],
+            local.breaker,
+            gateway.metrics,
+            structured_retries=0,
+            request_timeout_s=local.request_timeout_s,
         )
 
     async def start(self) -> None:

@@ -504,5 +504,7 @@ async def _replay(call: Call, result: Result) -> AsyncIterator[bytes]:
     yield sse_chunk(call.kind, rid, call.answer_model, result.text, first=True)
     yield sse_chunk(call.kind, rid, call.answer_model, "", result.finish_reason or "stop")
     if call.request.include_usage:
-        yield sse_chunk(call.kind, rid, call.answer_model, None, usage_=usage(result.prompt_tokens, result.completion_tokens))
+        yield sse_chunk(
+            call.kind, rid, call.answer_model, None, usage_=usage(result.prompt_tokens, result.completion_tokens)
+        )
     yield SSE_DONE
