@@ -7,6 +7,7 @@ checked out next to it (see docs/benchmarks/router.md for the side-by-side comma
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -15,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 
@@ -157,8 +159,26 @@ def quality() -> dict[str, float]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def best_means(router: Router) -> dict[str, float]:
+    """Per text and size, the best of 15 repeats of the mean ``decide`` time (µs): the figure least moved by other
+    jobs on a shared box, for comparing two versions of ``router/`` run alternately."""
+    out = {}
+    for kind in BASES:
+        for label, size in SIZES.items():
+            body = {"model": "bank-bot", "messages": [{"role": "user", "content": prompt(size, kind)}]}
+            req = parse_request(json.dumps(body).encode())
+            n = max(1, RUNS[label] // 25)
+            router.decide(req)
+            best = min(timeit.repeat(functools.partial(router.decide, req), number=n, repeat=15))
+            out[f"{kind} {label}"] = round(best / n * 1e6, 1)
+    return out
+
+
 def main() -> None:
     router = Router(Settings())
+    if "--best-means" in sys.argv[1:]:
+        print(json.dumps({"loadavg": os.getloadavg()[0], "best_mean_us": best_means(router)}))
+        return
     if "--decision-only" in sys.argv[1:]:
         print(json.dumps({kind: decision_latency(router, kind) for kind in BASES}))
         return
