@@ -68,14 +68,19 @@ class Both:
         self.container.down = cloud_down
 
 
-def start_both(loop: LoopThread, runtime: FakeRuntime, container: Container, router_cfg: RouterConfig) -> Both:
-    engine = FakeOpenAI(loop, "onprem", served=("m", "hybrid")).start()
+def start_both(
+    loop: LoopThread, runtime: FakeRuntime, container: Container, router_cfg: RouterConfig, failures: int = 1000
+) -> Both:
+    """Both entry points over one new engine; ``failures``: the gateway breaker's threshold (the Lambda's is
+    ``router_cfg.breaker_failures``)."""
+    engine = FakeOpenAI(loop, "onprem", served=("m", "hybrid"))
+    engine.start()
     local = LocalConfig(
         profile="custom",
         engines=[http_engine("vllm", "vllm", engine.url, "m")],
-        rate_limit={"per_key_per_s": 1000, "burst": 1000},  # type: ignore[arg-type]
-        breaker={"failure_threshold": 1000, "cooldown_s": 1},  # type: ignore[arg-type]
-        hybrid={  # type: ignore[arg-type]
+        rate_limit={"per_key_per_s": 1000, "burst": 1000},
+        breaker={"failure_threshold": failures, "cooldown_s": 60},
+        hybrid={
             "enabled": True,
             "cloud": {"endpoint_name": ENDPOINT, "region": REGION, "base_url": runtime.url},
         },

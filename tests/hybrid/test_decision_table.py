@@ -11,15 +11,19 @@ for both the Lambda's cloud target and the gateway's SageMaker engine. Faults ar
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 import pytest
 
+from config.router_section import RouterConfig
 from router.handler import Router
-from tests.hybrid.conftest import CLOUD_TEXT, COMPLEX, SIMPLE, Both
+from tests.hybrid.conftest import CLOUD_TEXT, COMPLEX, SIMPLE, Both, Container, start_both
+from tests.local.fakes import LoopThread
 from tests.local.gateway import KEY, RunningGateway
+from tests.sagemaker_runtime import FakeRuntime
 
 
 @dataclass(frozen=True)
@@ -250,12 +254,12 @@ def via_gateway(gw: RunningGateway, case: Case) -> Outcome:
         return Outcome(err.status_code, h["x-route-target"], h["x-route-reason"], code)
     parsed = raw.parse()
     if case.extra.get("stream"):
-        chunks = list(parsed)  # type: ignore[call-overload]
+        chunks = list(parsed)
         assert all(c.model == "hybrid" for c in chunks)
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     else:
-        assert parsed.model == "hybrid"  # type: ignore[union-attr]
-        text = parsed.choices[0].message.content  # type: ignore[union-attr]
+        assert parsed.model == "hybrid"
+        text = parsed.choices[0].message.content
     return Outcome(raw.status_code, raw.headers["x-route-target"], raw.headers["x-route-reason"], text)
 
 
@@ -296,3 +300,31 @@ def test_local_only_table(local_only: Both, case: Case) -> None:
 @pytest.mark.parametrize("case", REDACT_CASES, ids=lambda c: c.id)
 def test_redact_to_cloud_table(redacting: Both, case: Case) -> None:
     check(redacting, case, redacting=True)
+
+
+@pytest.fixture(scope="module")
+def tripping(loop_thread: LoopThread, runtime: FakeRuntime, container: Container) -> Iterator[Both]:
+    """Both entry points with breakers that open on the first failure and stay open for a minute."""
+    both = start_both(loop_thread, runtime, container, RouterConfig(breaker_failures=1, breaker_reset_s=60), failures=1)
+    yield both
+    both.gateway.__exit__()
+    both.engine.stop()
+
+
+BREAKER_STEPS = [
+    Case("local-fails-once", user(SIMPLE), (200, "cloud", "simple;failover"), local_down=True),
+    Case(
+        "breaker-open-sensitive",
+        user(COMPLEX + " My card is 4111 1111 1111 1111."),
+        (503, "none", "sensitive_local_only"),
+        sensitive=True,
+    ),
+    Case("breaker-open-simple", user(SIMPLE), (200, "cloud", "simple;failover")),
+]
+
+
+def test_open_breaker_on_the_local_side(tripping: Both) -> None:
+    """In order: one local failure opens each entry point's breaker; the engine is back, but while the breaker is
+    open a sensitive request gets 503 (never the cloud) and a simple one fails over, at both entry points."""
+    for case in BREAKER_STEPS:
+        check(tripping, case)

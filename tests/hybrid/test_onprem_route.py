@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from config.local_section import LocalConfig
+from router import variants
 from router.protocol import parse_request
 from tests.hybrid.conftest import COMPLEX, ENDPOINT, SIMPLE, Both
 from tests.local.gateway import KEY, http_engine
@@ -152,3 +153,50 @@ def test_config_refuses_a_cloud_reachable_around_the_policy() -> None:
         LocalConfig.model_validate(cfg(cloud={"kind": "vllm", "base_url": "http://127.0.0.1:9"}))
     ok = LocalConfig.model_validate(cfg())
     assert ok.hybrid_local_model() == "m" and ok.hybrid.cloud is not None and ok.hybrid.cloud.models == ["hybrid"]
+
+
+def _placed(text: str, where: str) -> dict[str, Any]:
+    """A complex request with ``text`` in one field that would leave."""
+    ask = {"role": "user", "content": COMPLEX}
+    if where == "content":
+        return {"messages": [{"role": "user", "content": f"{COMPLEX} {text}"}]}
+    if where == "part":
+        return {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": COMPLEX}, {"type": "text", "text": text}]}
+            ]
+        }
+    if where == "tool_arguments":
+        call = {"id": "c1", "type": "function", "function": {"name": "note", "arguments": json.dumps({"v": text})}}
+        return {"messages": [ask, {"role": "assistant", "content": None, "tool_calls": [call]}]}
+    return {"messages": [ask], "stop": [text[:200]]}
+
+
+def _one_per_type_and_disguise() -> list[tuple[str, str, str]]:
+    seen: dict[tuple[str, str], str] = {}
+    for case in variants.generate("tune", 5):
+        if case.types and (case.types[0], case.disguise) not in seen:
+            seen[case.types[0], case.disguise] = case.text
+    fields = ("content", "part", "tool_arguments", "stop")
+    return [(f"{k[0]}-{k[1]}", text, fields[i % len(fields)]) for i, (k, text) in enumerate(sorted(seen.items()))]
+
+
+def test_no_disguised_value_reaches_sagemaker_when_the_local_engine_is_down(local_only: Both) -> None:
+    """Every type under every disguise (a fresh seed of the generator), in content, a text part, tool-call arguments
+    or ``stop`` of a request that would otherwise go to the cloud: with the local engine failing, the gateway answers
+    503 local_unavailable_sensitive and SageMaker receives nothing."""
+    cases = _one_per_type_and_disguise()
+    assert len(cases) >= 100
+    c = client(local_only)
+    before = len(local_only.runtime.calls)
+    local_only.faults(local_down=True, cloud_down=False)
+    try:
+        for name, text, where in cases:
+            with pytest.raises(openai.APIStatusError) as err:
+                c.chat.completions.create(model="hybrid", **_placed(text, where))
+            assert err.value.status_code == 503, name
+            assert err.value.body["code"] == "local_unavailable_sensitive", name  # type: ignore[index]
+            assert err.value.response.headers["x-route-target"] == "none"
+    finally:
+        local_only.faults(local_down=False, cloud_down=False)
+    assert local_only.runtime.calls[before:] == []
