@@ -67,7 +67,7 @@ class HybridRoute:
     """
 
     def __init__(self, gateway: Gateway, settings: GatewaySettings) -> None:
-        from local.service import build_engine
+        from local.service import build_engine  # local.service imports this module
 
         local = settings.local
         spec = local.hybrid
@@ -170,11 +170,12 @@ class HybridRoute:
 
     def _cloud_call(self, req: ChatRequest, texts: list[str]) -> Call:
         """The cloud engine's call, built from the scanned fields only (``ChatRequest.cloud_body``)."""
+        from local.service import validate
         body: dict[str, Any] = req.cloud_body(texts) | {"model": self.model, "stream": req.stream}
         options = req.body.get("stream_options")
         if req.stream and isinstance(options, dict) and options.get("include_usage") is True:
             body["stream_options"] = {"include_usage": True}
-        request = ChatCompletionRequest.model_validate(body)
+        request = validate(ChatCompletionRequest, body)  # what a valid request gives always passes; never a 500
         limit = request.token_limit(self.gateway.local.default_max_tokens)
         return Call("chat", self.model, request, body, orjson.dumps(body), limit)
 
