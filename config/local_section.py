@@ -275,6 +275,8 @@ class LocalConfig(Section):
             )
         if h.model in served:
             raise ValueError(f"hybrid.model: {h.model!r} is already served by an engine; pick another name")
+        if h.cloud is not None and h.cloud.name in {e.name for e in engines}:
+            raise ValueError(f"hybrid.cloud.name: {h.cloud.name!r} is already an engine's name; pick another")
         if h.local_model is not None and h.local_model not in served:
             raise ValueError(f"hybrid.local_model: {h.local_model!r} is not served; served: {', '.join(served)}")
         return self

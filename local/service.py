@@ -152,6 +152,15 @@ class Gateway:
                 ok, why = False, "circuit open: failing requests (streams included)"
             engines[e.name], detail[e.name] = ok, why
         models = {m: any(engines[e.name] for e in es) for m, es in self.router.by_model.items()}
+        if self.hybrid is not None:
+            # The hybrid model answers whenever its local model does (the cloud is where it may go, never a need);
+            # the cloud engine is listed for the operator.
+            cloud = self.hybrid.cloud
+            ok, why = await cloud.readiness()
+            if ok and self.hybrid.cloud_router.breaker_open(cloud):
+                ok, why = False, "circuit open: failing requests"
+            engines[cloud.name], detail[cloud.name] = ok, why
+            models[self.hybrid.model] = models.get(self.hybrid.local_model, False)
         return all(models.values()), {"engines": engines, "models": models, "detail": detail}
 
     def models_body(self) -> bytes:

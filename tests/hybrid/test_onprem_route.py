@@ -149,6 +149,8 @@ def test_config_refuses_a_cloud_reachable_around_the_policy() -> None:
         LocalConfig.model_validate(cfg(local_model="nope"))
     with pytest.raises(ValidationError, match="cloud: required"):
         LocalConfig.model_validate({**cfg(), "hybrid": {"enabled": True}})
+    with pytest.raises(ValidationError, match="hybrid.cloud.name"):
+        LocalConfig.model_validate(cfg(cloud={"name": "vllm", "endpoint_name": ENDPOINT, "region": "us-east-1"}))
     with pytest.raises(ValidationError, match="cloud.kind"):
         LocalConfig.model_validate(cfg(cloud={"kind": "vllm", "base_url": "http://127.0.0.1:9"}))
     ok = LocalConfig.model_validate(cfg())
@@ -200,3 +202,10 @@ def test_no_disguised_value_reaches_sagemaker_when_the_local_engine_is_down(loca
     finally:
         local_only.faults(local_down=False, cloud_down=False)
     assert local_only.runtime.calls[before:] == []
+
+
+def test_ready_lists_the_hybrid_model_and_its_cloud_engine(local_only: Both) -> None:
+    r = local_only.gateway.get("/ready")
+    body = r.json()
+    assert r.status_code == 200 and body["models"] == {"m": True, "hybrid": True}
+    assert body["engines"]["cloud"] is True and body["engines"]["vllm"] is True
