@@ -171,6 +171,7 @@ class HybridRoute:
     def _cloud_call(self, req: ChatRequest, texts: list[str]) -> Call:
         """The cloud engine's call, built from the scanned fields only (``ChatRequest.cloud_body``)."""
         from local.service import validate
+
         body: dict[str, Any] = req.cloud_body(texts) | {"model": self.model, "stream": req.stream}
         options = req.body.get("stream_options")
         if req.stream and isinstance(options, dict) and options.get("include_usage") is True:
