@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from config.base import Section
 from config.kubernetes_section import KubernetesConfig
@@ -151,6 +151,45 @@ class BreakerSpec(Section):
     cooldown_s: float = Field(default=10.0, gt=0, le=3600, description="open time before one probe request")
 
 
+class HybridSpec(Section):
+    """``local.hybrid``: a public model whose requests the gateway routes with the hybrid router's policy.
+
+    The decision is made on-prem, by the same code and the same ``router:`` settings as the router Lambda
+    (``router/decision.py``): sensitive, unscannable or simple requests are answered by ``local_model``'s engines;
+    only what the policy allows goes to the ``cloud`` SageMaker endpoint, built from scanned fields only
+    (docs/HYBRID.md).
+    """
+
+    enabled: bool = Field(default=False, description="serve the hybrid model")
+    model: ModelName = Field(default="hybrid", description="public model name of the hybrid route")
+    local_model: ModelName | None = Field(
+        default=None, description="the on-prem model that answers what stays local (default: the first served)"
+    )
+    cloud: EngineSpec | None = Field(
+        default=None,
+        description="the SageMaker endpoint (kind sagemaker; name/kind/models filled in) reached only through this "
+        "route",
+    )
+
+    @field_validator("cloud", mode="before")
+    @classmethod
+    def _cloud_defaults(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, dict):
+            return {"name": "cloud", "kind": "sagemaker", **v, "models": [info.data.get("model", "hybrid")]}
+        return v
+
+    @model_validator(mode="after")
+    def _cloud_is_sagemaker(self) -> HybridSpec:
+        if self.enabled and self.cloud is None:
+            raise ValueError("cloud: required when hybrid is enabled (e.g. {endpoint_name: llm-prod, region: ...})")
+        if self.cloud is not None:
+            if self.cloud.kind != "sagemaker":
+                raise ValueError(f"cloud.kind: must be sagemaker (got {self.cloud.kind})")
+            if self.cloud.models != [self.model]:
+                raise ValueError(f"cloud.models: the cloud engine serves only the hybrid model {self.model!r}")
+        return self
+
+
 class LocalConfig(Section):
     """Settings for `make local-up` and the OpenAI-compatible gateway."""
 
@@ -182,6 +221,9 @@ class LocalConfig(Section):
     metrics_require_key: bool = Field(default=False, description="/metrics needs an API key like /v1/*")
     kubernetes: KubernetesConfig = Field(
         default_factory=KubernetesConfig, description="`make k8s` (docs/KUBERNETES.md)"
+    )
+    hybrid: HybridSpec = Field(
+        default_factory=HybridSpec, description="the on-prem hybrid route (router policy decided here)"
     )
 
     @field_validator("embedded", mode="before")
@@ -217,6 +259,31 @@ class LocalConfig(Section):
         except ValueError as err:
             raise ValueError(f"kubernetes.{err}") from None
         return self
+
+    @model_validator(mode="after")
+    def _hybrid(self) -> LocalConfig:
+        h = self.hybrid
+        if not h.enabled:
+            return self
+        engines = self.resolved_engines()
+        served = [m for e in engines for m in e.models]
+        public = [e.name for e in engines if e.kind == "sagemaker"]
+        if public:
+            raise ValueError(
+                f"hybrid: engine(s) {public} of kind sagemaker would let clients reach the cloud without the hybrid "
+                "policy; with hybrid enabled the SageMaker endpoint is configured as hybrid.cloud only"
+            )
+        if h.model in served:
+            raise ValueError(f"hybrid.model: {h.model!r} is already served by an engine; pick another name")
+        if h.cloud is not None and h.cloud.name in {e.name for e in engines}:
+            raise ValueError(f"hybrid.cloud.name: {h.cloud.name!r} is already an engine's name; pick another")
+        if h.local_model is not None and h.local_model not in served:
+            raise ValueError(f"hybrid.local_model: {h.local_model!r} is not served; served: {', '.join(served)}")
+        return self
+
+    def hybrid_local_model(self) -> str:
+        """The model that answers the hybrid route's local requests."""
+        return self.hybrid.local_model or self.resolved_engines()[0].models[0]
 
     def resolved_engines(self) -> list[EngineSpec]:
         """The engines for the chosen profile, in failover order."""

@@ -6,6 +6,7 @@ The CDK hybrid stack turns these values into the Lambda's environment variables 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -185,3 +186,28 @@ class RouterConfig(Section):
     def lambda_timeout_s(self) -> int:
         """The Lambda's timeout: both targets' timeouts plus a margin, below the HTTP API's 30 s."""
         return int(min(HTTP_API_INTEGRATION_LIMIT_S, self.local_timeout_s + self.cloud_timeout_s + 1))
+
+
+def router_environment(router: RouterConfig) -> dict[str, str]:
+    """The ``ROUTER_*`` variables from the config section (names: ``router/settings.py`` ENV_VARS): the router
+    Lambda's environment, and what the on-prem gateway's hybrid route reads its settings from (the same parser).
+
+    The endpoint name and the secret ARN are added by the construct, which owns those resources.
+    """
+    return {
+        "ROUTER_POLICY": router.policy,
+        "ROUTER_COMPLEXITY_THRESHOLD": repr(router.complexity_threshold),
+        "ROUTER_CUSTOM_PATTERNS": json.dumps([p.model_dump() for p in router.custom_patterns]),
+        "ROUTER_CUSTOM_KEYWORDS": json.dumps(list(router.custom_keywords), ensure_ascii=False),
+        "ROUTER_LOCAL_URL": router.local_url,
+        "ROUTER_LOCAL_TIMEOUT_S": repr(router.local_timeout_s),
+        "ROUTER_CLOUD_TIMEOUT_S": repr(router.cloud_timeout_s),
+        "ROUTER_BREAKER_FAILURES": str(router.breaker_failures),
+        "ROUTER_BREAKER_RESET_S": repr(router.breaker_reset_s),
+        "ROUTER_MAX_BODY_BYTES": str(router.max_body_bytes),
+        "ROUTER_DEFAULT_MAX_TOKENS": str(router.default_max_tokens),
+        "ROUTER_ALLOW_ROUTE_HINT": "true" if router.allow_route_hint else "false",
+        "ROUTER_CALLER_OVERRIDES": json.dumps(
+            {k: v.model_dump(exclude_none=True) for k, v in router.caller_overrides.items()}
+        ),
+    }

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from local.engines.base import Engine
 from local.errors import GatewayError, bad_request, error_body, error_response
 from local.openapi import openapi_document
-from local.service import JSON, Gateway
+from local.service import JSON, Gateway, parse_json
 from local.settings import GatewaySettings, load_settings
 from local.sse import DisconnectWatch, SSEResponse
 from wire.errors import WireError
@@ -92,6 +92,7 @@ def create_app(settings: GatewaySettings | None = None, engines: list[Engine] | 
         engines: engine adapters to use instead of the ones the config names (tests inject fakes' adapters).
     Raises:
         ConfigError: invalid settings or no API key configured.
+        SettingsError: ``local.hybrid`` is enabled and the ``router:`` section gives invalid router settings.
     """
     settings = settings or load_settings()
     gw = Gateway(settings, engines)
@@ -137,8 +138,13 @@ def create_app(settings: GatewaySettings | None = None, engines: list[Engine] | 
     # Plain Starlette routes: the handlers take the raw Request, so FastAPI's dependency solving would be pure
     # overhead on the hot path (measured: ~25% of the gateway's CPU per request).
     async def chat(request: Request) -> Response:
-        gw.admit(request.headers.get("authorization"))
-        call = await gw.chat_call(await read_body(request, limit))
+        caller = gw.admit(request.headers.get("authorization"))
+        raw = await read_body(request, limit)
+        obj = parse_json(raw)
+        if gw.hybrid is not None and gw.hybrid_model(obj):
+            # The hybrid model: the router's policy decides here, on-prem (local/hybrid.py).
+            return await until_disconnect(request, gw.hybrid.answer(raw, caller, request.headers.get("x-route")))
+        call = await gw.chat_call(raw, obj)
         # Until the answer (or a stream's first event) is ready; then SSEResponse watches for the disconnect.
         return await until_disconnect(request, gw.answer("chat", call))
 

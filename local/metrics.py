@@ -47,6 +47,24 @@ class Metrics:
             ["engine", "kind"],
             registry=r,
         )
+        self.hybrid = Counter(
+            "llm_gateway_hybrid_requests",
+            "Hybrid-route requests by the target that answered (local, cloud, none) and the router's reason",
+            ["target", "reason"],
+            registry=r,
+        )
+        self.hybrid_sensitive = Counter(
+            "llm_gateway_hybrid_sensitive",
+            "Hybrid-route requests in which a sensitive type was detected (types only, never values)",
+            ["type"],
+            registry=r,
+        )
+        self.hybrid_decision = Histogram(
+            "llm_gateway_hybrid_decision_seconds",
+            "Time to parse, scan, score and decide one hybrid-route request",
+            buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25),
+            registry=r,
+        )
         self.in_flight = Gauge("llm_gateway_in_flight_requests", "Requests being served", registry=r)
         self._counters: dict[tuple[str, ...], Counter] = {}
         self._hists: dict[tuple[str, ...], Histogram] = {}
@@ -83,6 +101,15 @@ class Metrics:
 
     def first_token(self, engine: str, model: str, seconds: float) -> None:
         self._hist(self.ttft, engine, self.label(model)).observe(seconds)
+
+    def route(self, target: str, reason: str) -> None:
+        """Count one hybrid-route answer (``reason`` is one of the router's fixed reasons, ``;failover`` added)."""
+        self._counter(self.hybrid, target, reason).inc()
+
+    def sensitive(self, types: tuple[str, ...]) -> None:
+        """Count the detected types of one hybrid-route request (built-in types and configured pattern names)."""
+        for t in types:
+            self._counter(self.hybrid_sensitive, t).inc()
 
     def count_tokens(self, engine: str, model: str, prompt: int, completion: int) -> None:
         model = self.label(model)

@@ -301,11 +301,13 @@ class Router:
         """The rest of the stream, event-aligned: renamed, usage taken (and stripped if injected), structured output
         checked before ``[DONE]``, and any failure after the first byte sent as an error event and counted."""
         upstream = engine.spec.upstream_model(call.model)
-        rename = (
-            (b'"model":"' + upstream.encode() + b'"', b'"model":"' + call.model.encode() + b'"')
-            if upstream != call.model
-            else None
-        )
+        public = call.answer_model
+        # Engines answer under the upstream name (vLLM) or the routed one (embedded, Ollama); the client sees public.
+        renames = [
+            (b'"model":"' + name.encode() + b'"', b'"model":"' + public.encode() + b'"')
+            for name in dict.fromkeys((upstream, call.model))
+            if name != public and (name == upstream or call.public_model)
+        ]
         bounded = not engine.enforces_deadline
         check = _StreamCheck(call) if call.schema is not None else None
         pending: bytes | None = head
@@ -335,7 +337,7 @@ class Router:
                         raise EngineBadResponse(engine.name, reason=f"sent an SSE event over {MAX_TAIL} bytes")
                     continue
                 out, tail = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
-                if rename is not None:
+                for rename in renames:
                     out = out.replace(*rename)
                 if check is None and USAGE_MARK not in out and ERROR_MARK not in out:
                     # The common piece: plain chunks, perhaps ending with [DONE]; nothing to parse.
@@ -493,13 +495,16 @@ def _with_feedback(call: Call, messages: list[dict[str, str]]) -> Call:
         call.schema,
         [*call.extra_messages, *messages],
         deadline=call.deadline,
+        public_model=call.public_model,
     )
 
 
 async def _replay(call: Call, result: Result) -> AsyncIterator[bytes]:
     rid = new_id(call.kind)
-    yield sse_chunk(call.kind, rid, call.model, result.text, first=True)
-    yield sse_chunk(call.kind, rid, call.model, "", result.finish_reason or "stop")
+    yield sse_chunk(call.kind, rid, call.answer_model, result.text, first=True)
+    yield sse_chunk(call.kind, rid, call.answer_model, "", result.finish_reason or "stop")
     if call.request.include_usage:
-        yield sse_chunk(call.kind, rid, call.model, None, usage_=usage(result.prompt_tokens, result.completion_tokens))
+        yield sse_chunk(
+            call.kind, rid, call.answer_model, None, usage_=usage(result.prompt_tokens, result.completion_tokens)
+        )
     yield SSE_DONE

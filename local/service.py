@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -29,6 +29,9 @@ from local.structured import compile_schema
 from wire import build
 from wire import validate as rules
 from wire.errors import error_body, parse_error_body
+
+if TYPE_CHECKING:
+    from local.hybrid import HybridRoute
 
 M = TypeVar("M", bound=BaseModel)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -100,24 +103,43 @@ class Gateway:
         self.keys = KeyStore(local, settings.api_key)
         self.buckets = TokenBuckets()
         self.engines = engines if engines is not None else [build_engine(s) for s in local.resolved_engines()]
-        self.metrics = Metrics([m for e in self.engines for m in e.spec.models])
+        hybrid = [local.hybrid.model] if local.hybrid.enabled else []
+        self.metrics = Metrics([m for e in self.engines for m in e.spec.models] + hybrid)
         self.router = Router(
             self.engines, local.breaker, self.metrics, local.structured_retries, local.request_timeout_s
         )
         self.limits = rules.Limits(max_n=local.max_n)
+        self.hybrid: HybridRoute | None = None
+        if local.hybrid.enabled:
+            from local.hybrid import HybridRoute
+
+            self.hybrid = HybridRoute(self, settings)
 
     async def start(self) -> None:
         for e in self.engines:
             await e.start()
+        if self.hybrid is not None:
+            await self.hybrid.start()
 
     async def close(self) -> None:
         for e in self.engines:
             await e.close()
+        if self.hybrid is not None:
+            await self.hybrid.close()
 
-    def admit(self, authorization: str | None) -> None:
-        """Authenticate and spend a rate-limit token (raises 401/429 ``GatewayError``)."""
+    def admit(self, authorization: str | None) -> str:
+        """Authenticate and spend a rate-limit token (raises 401/429 ``GatewayError``).
+
+        Returns:
+            The key's name (the caller id of the hybrid route's ``router.caller_overrides``).
+        """
         key, info = self.keys.authenticate(authorization)
         self.buckets.take(key, info)
+        return info.name
+
+    def hybrid_model(self, obj: dict[str, Any]) -> bool:
+        """True when a parsed request names the hybrid model (which only the hybrid route answers)."""
+        return self.hybrid is not None and obj.get("model") == self.hybrid.model
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Each engine's readiness (reachable, serving its models, breaker not open); ready when every model has a
@@ -130,6 +152,15 @@ class Gateway:
                 ok, why = False, "circuit open: failing requests (streams included)"
             engines[e.name], detail[e.name] = ok, why
         models = {m: any(engines[e.name] for e in es) for m, es in self.router.by_model.items()}
+        if self.hybrid is not None:
+            # The hybrid model answers whenever its local model does (the cloud is where it may go, never a need);
+            # the cloud engine is listed for the operator.
+            cloud = self.hybrid.cloud
+            ok, why = await cloud.readiness()
+            if ok and self.hybrid.cloud_router.breaker_open(cloud):
+                ok, why = False, "circuit open: failing requests"
+            engines[cloud.name], detail[cloud.name] = ok, why
+            models[self.hybrid.model] = models.get(self.hybrid.local_model, False)
         return all(models.values()), {"engines": engines, "models": models, "detail": detail}
 
     def models_body(self) -> bytes:
@@ -138,10 +169,13 @@ class Gateway:
             for m, extra in e.model_info().items():
                 info.setdefault(m, extra)
         entries: list[dict[str, Any] | str] = [{"id": m, **info.get(m, {})} for m in self.router.models]
+        if self.hybrid is not None:
+            entries.append({"id": self.hybrid.model})
         return orjson.dumps(build.model_list(entries))
 
-    async def chat_call(self, raw: bytes) -> Call:
-        obj = parse_json(raw)
+    async def chat_call(self, raw: bytes, obj: dict[str, Any] | None = None) -> Call:
+        """A validated chat call (``obj``: the body already parsed from ``raw``, if it was)."""
+        obj = parse_json(raw) if obj is None else obj
         rules.chat_request(obj, self.limits)
         req = validate(ChatCompletionRequest, obj)
         schema = req.output_schema()
@@ -152,6 +186,10 @@ class Gateway:
 
     def completion_call(self, raw: bytes) -> Call:
         obj = parse_json(raw)
+        if self.hybrid_model(obj):
+            raise bad_request(
+                f"model {obj['model']!r} (the hybrid route) answers /v1/chat/completions only", "model", "invalid_value"
+            )
         rules.completion_request(obj, self.limits)
         req = validate(CompletionRequest, obj)
         try:
@@ -171,15 +209,22 @@ class Gateway:
         req = validate(CompletionRequest, body)
         return Call("completion", req.model, req, body, orjson.dumps(body), body["max_tokens"])
 
-    async def answer(self, route: str, call: Call) -> Response:
-        """Route the call and build the response (JSON, or SSE when ``stream`` is true)."""
+    async def answer(self, route: str, call: Call, router: Router | None = None) -> Response:
+        """Route the call and build the response (JSON, or SSE when ``stream`` is true).
+
+        Args:
+            route: the metrics' route label.
+            call: the validated call.
+            router: the engines to route over (default: the gateway's; the hybrid route passes its cloud's).
+        """
+        router = router or self.router
         if not call.stream:
-            result = await self.complete(route, call)
+            result = await self.complete(route, call, router)
             return Response(result.body, media_type=JSON) if isinstance(result, Result) else result
         t0 = time.perf_counter()
         m = self.metrics
         try:
-            engine, stream = await self.router.open_stream(call)
+            engine, stream = await router.open_stream(call)
         except GatewayError as err:
             m.request(route, "none", call.model, err.status)
             raise
@@ -193,13 +238,13 @@ class Gateway:
         tracked = self._tracked(route, engine, call, stream, t0)
         return SSEResponse(tracked, headers=SSE_HEADERS)
 
-    async def complete(self, route: str, call: Call) -> Result | Response:
-        """A non-streamed answer, or the engine's 4xx passed on as a response."""
+    async def complete(self, route: str, call: Call, router: Router | None = None) -> Result | Response:
+        """A non-streamed answer, or the engine's 4xx passed on as a response (``router``: as :meth:`answer`)."""
         t0 = time.perf_counter()
         m = self.metrics
         m.in_flight.inc()
         try:
-            engine, result = await self.router.complete(call)
+            engine, result = await (router or self.router).complete(call)
         except GatewayError as err:
             m.request(route, "none", call.model, err.status)
             raise

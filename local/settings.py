@@ -1,4 +1,4 @@
-"""Gateway settings: the typed config's ``local:`` section, overlaid by ``LLM_GATEWAY_*`` environment variables.
+"""Gateway settings: the typed config's ``local:`` section (and ``router:``, for the hybrid route), overlaid by ``LLM_GATEWAY_*`` environment variables.
 
 Read once at start-up (``load_settings``); a bad value stops start-up with a message naming the field.
 """
@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from config.errors import ConfigError
 from config.loader import format_validation_error, load_config
 from config.local_section import LocalConfig, Profile
+from config.router_section import RouterConfig
 
 
 class EnvOverrides(BaseSettings):
@@ -52,9 +53,12 @@ OVERRIDABLE = (
 class GatewaySettings:
     """The resolved settings: the validated ``LocalConfig`` plus the secret key taken from the environment."""
 
-    def __init__(self, local: LocalConfig, api_key: str | None = None) -> None:
+    def __init__(self, local: LocalConfig, api_key: str | None = None, router: RouterConfig | None = None) -> None:
+        """Args: local: the ``local:`` section; api_key: the plaintext key; router: the ``router:`` section, whose
+        policy the hybrid route applies (``local.hybrid``; default: the section's defaults)."""
         self.local = local
         self._api_key = api_key
+        self.router = router if router is not None else RouterConfig()
 
     @property
     def api_key(self) -> str | None:
@@ -100,5 +104,6 @@ def load_settings() -> GatewaySettings:
         env = EnvOverrides()
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, "environment LLM_GATEWAY_*")) from None
-    local = apply_overrides(load_config(env.env).local, env)
-    return GatewaySettings(local, api_key=env.api_key)
+    config = load_config(env.env)
+    local = apply_overrides(config.local, env)
+    return GatewaySettings(local, api_key=env.api_key, router=config.router)

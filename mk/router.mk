@@ -12,5 +12,5 @@ router-calibrate: .venv/.stamp ## pick the complexity threshold from the dev set
 bench-router: .venv/.stamp ## decision latency 256B/4KB/64KB, cold import time, dev-set quality -> bench/out/router.json
 	$(PY) -m bench.router
 
-test-router: .venv/.stamp ## the router's tests only
-	$(PY) -m pytest tests/router -q
+test-router: .venv/.stamp ## the router's tests and the hybrid tests (both entry points)
+	$(PY) -m pytest tests/router tests/hybrid -q

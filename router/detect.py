@@ -75,7 +75,6 @@ _EMAIL_LEFT = re.compile(r"[A-Za-z0-9._%+\-]{1,64}+$")
 _EMAIL_RIGHT = re.compile(r"[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,6}\.[A-Za-z]{2,24}")
 
 # ---------------------------------------------------------------- IBAN, passport, SSN with context
-_IBAN = re.compile(r"[A-Z]{2}\d{2}(?:[ \-./\n]?[A-Z0-9]{4}){2,7}(?:[ \-./\n]?[A-Z0-9]{1,3})?")
 _IBAN_ANYCASE = re.compile(r"(?i)[a-z]{2}\d{2}(?:[ \-./\n]?[a-z0-9]{4}){2,7}(?:[ \-./\n]?[a-z0-9]{1,3})?")
 _IBAN_SEPS = str.maketrans("", "", " -./\n")
 # Countries that issue IBANs (ISO 3166 codes from the SWIFT IBAN registry); anything else is a code, not an IBAN.
@@ -90,9 +89,10 @@ def _country_alternation(codes: Iterable[str]) -> str:
 
 
 # How an IBAN that can pass iban_ok starts (country code, check digits): one cheap search rules out most numbers
-# glued to letters (order numbers, codes) before any IBAN-shaped match is tried.
-_IBAN_HEAD = re.compile(f"(?:{_country_alternation(W.IBAN_COUNTRIES)})[ \\-./]?\\d[ \\-./]?\\d")
-# Any separator between any two characters ("GB5 2EA-WY0 9832..."): tried only where _IBAN found nothing.
+# glued to letters (order numbers, codes) before any IBAN-shaped match is tried. Any case: people type IBANs in
+# lower case (gb33bukb...) as readily as in capitals; the mod-97 check guards precision either way.
+_IBAN_HEAD = re.compile(f"(?:{_country_alternation(W.IBAN_COUNTRIES)})[ \\-./]?\\d[ \\-./]?\\d", re.IGNORECASE)
+# Any separator between any two characters ("GB5 2EA-WY0 9832..."): tried only where _IBAN_ANYCASE found nothing.
 _IBAN_LOOSE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}(?:[ \-./]?[A-Z0-9]){13,32}")
 _PASSPORT_NO = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]{1,2}[ \-./\n]?(?:\d[ \-./\n]?){5,8}\d|\d{9})(?![A-Za-z0-9])")
 
@@ -480,7 +480,7 @@ def _number_matches(view: TextView, plain: bool = False) -> Iterator[re.Match[st
             and marks[start - 1] == _LETTER
             and marks.count(DIGIT, start, end) <= _NUMBER_MAX_DIGITS
             and not _iban_head_near(text, marks, start)
-            and text[start - 2 : start] not in W.IBAN_COUNTRIES
+            and text[start - 2 : start].upper() not in W.IBAN_COUNTRIES
             and _one_match(text, start, end)
         ):
             continue  # a letter cannot start a match, so the one match starts at `start`: a code, not an IBAN
@@ -503,14 +503,14 @@ def _iban_head_near(text: str, marks: bytes, s: int) -> bool:
         # A head starting at lo or later has its check digits at lo + 2 or later; with none there before s, they
         # can only be text[s:s+2] (ASCII, so the marks see every digit): no search needed.
         digits = text[s : s + 2]
-        return len(digits) == 2 and digits.isdecimal() and text[s - 2 : s] in W.IBAN_COUNTRIES
+        return len(digits) == 2 and digits.isdecimal() and text[s - 2 : s].upper() in W.IBAN_COUNTRIES
     return _IBAN_HEAD.search(text, lo, s + 4) is not None
 
 
 def _iban_country_run(text: str, s: int, number: str) -> bool:
-    """True when exactly two capital letters naming an IBAN country are glued to a long digit run (DE7 436 ...)."""
+    """True when exactly two letters (any case) naming an IBAN country are glued to a long digit run (DE7 436 ...)."""
     return (
-        text[s - 2 : s] in W.IBAN_COUNTRIES
+        text[s - 2 : s].upper() in W.IBAN_COUNTRIES
         and (s < 3 or not (text[s - 3].isascii() and text[s - 3].isalpha()))
         and sum(c.isdigit() for c in number) >= W.LONG_RUN_DIGITS
     )
@@ -521,7 +521,7 @@ def _iban_near(text: str, marks: bytes, s: int, e: int, out: list[Finding]) -> b
     one was found."""
     if not _iban_head_near(text, marks, s):
         return False  # no IBAN can start at or before the number: order numbers and codes (ORD2023...) end here
-    for m in _IBAN.finditer(text, max(0, s - 12), min(len(text), e + 8)):
+    for m in _IBAN_ANYCASE.finditer(text, max(0, s - 12), min(len(text), e + 8)):
         if m.start() <= s and iban_ok(m.group()):
             out.append(Finding(IBAN, m.start(), m.end()))
             return True

@@ -5,7 +5,9 @@ Two sources, each split into a tuning part and a test part the rules are never t
 - generated disguised variants (``router.variants``: tune = one half of the templates and values with seed 1, test =
   the other half with seed 2), every sensitive type under every disguise, plus look-alikes;
 - hand-written bank conversations in English and Chinese (``tests/data/router_conversations.jsonl``, each line
-  labelled with its split and the types it holds; benign conversations full of look-alikes hold none).
+  labelled with its split and the types it holds; benign conversations full of look-alikes hold none);
+- a second held-out set (``tests/data/router_heldout_accounts.jsonl``, split ``heldout``): IBANs and account numbers
+  in fresh disguises with look-alikes, written after the test split had been read once; reported, never tuned on.
 
 Prints, per split, the recall of each type (a case counts as caught when detection flags it at all: any finding
 keeps it on-prem), the recall of each disguise, the share of look-alikes left un-flagged, and the overall precision;
@@ -29,6 +31,10 @@ from router import words as W
 from router.detect import Detector
 
 CONVERSATIONS = Path("tests/data/router_conversations.jsonl")
+# A second held-out set, written by hand after the test split had been read once (one missed lowercase IBAN): IBANs
+# and account numbers in disguises nobody tuned against, with look-alikes. Never tuned against either.
+HELDOUT = Path("tests/data/router_heldout_accounts.jsonl")
+HELDOUT_SPLIT = "heldout"
 SEEDS = {"tune": 1, "test": 2}
 
 
@@ -60,8 +66,8 @@ def read_conversations(path: Path) -> list[Labelled]:
             split = d["split"]
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{no}: expected id, split, types, messages[{{role, content}}] ({exc})") from None
-        if split not in variants.SPLITS or not all(isinstance(t, str) for t in texts):
-            raise ValueError(f"{path}:{no}: split must be tune or test and every content a string")
+        if split not in (*variants.SPLITS, HELDOUT_SPLIT) or not all(isinstance(t, str) for t in texts):
+            raise ValueError(f"{path}:{no}: split must be tune, test or {HELDOUT_SPLIT} and every content a string")
         if any(t not in W.TYPES for t in types):
             raise ValueError(f"{path}:{no}: types must be among {', '.join(W.TYPES)}")
         out.append(Labelled(texts, types, "conversation", split, "conversation"))
@@ -121,9 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status (2 on a bad file)."""
     ap = argparse.ArgumentParser(prog="python -m router.generalization", description=__doc__.split("\n")[0])
     ap.add_argument("--conversations", type=Path, default=CONVERSATIONS)
+    ap.add_argument("--heldout", type=Path, default=HELDOUT, help="the second held-out set (hand-written)")
     args = ap.parse_args(argv)
     try:
-        convs = read_conversations(args.conversations)
+        convs = read_conversations(args.conversations) + read_conversations(args.heldout)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -132,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for split in variants.SPLITS:
         cases = generated(split) + [c for c in convs if c.split == split]
         results[split] = evaluate(cases, detector)
+    results[HELDOUT_SPLIT] = evaluate([c for c in convs if c.split == HELDOUT_SPLIT], detector)
     _print_tables(results)
     tune = results["tune"]
     for case in tune["_misses"]:

@@ -11,21 +11,29 @@ import logging
 import time
 from typing import Any
 
-from router import complexity, policy
-from router.detect import Detector, Finding
-from router.errors import BadRequest, NotFound, RouterError, TargetUnavailable
-from router.lexicon import shared as shared_lexicon
+from router import policy
+from router.decision import (
+    REASON_HEADER,
+    ROUTE_HINT_HEADER,
+    TARGET_HEADER,
+    Decider,
+    attempts,
+    decision_fields,
+    exhausted,
+    log_line,
+    restore_answer,
+    route_reason,
+)
+from router.detect import Finding
+from router.errors import NotFound, RouterError, TargetUnavailable
 from router.protocol import ChatRequest, as_sse, decode_body, parse_request
-from router.redact import redact, restore
 from router.secrets import SecretCache
 from router.settings import Settings
 from router.targets import CloudTarget, LocalTarget, Target
-from router.textview import TextView
 from router.tls import GatewayTLS
 from wire.breaker import CircuitBreaker
 from wire.errors import WireError
 
-LOG = logging.getLogger("router.decision")
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 
 
@@ -40,8 +48,9 @@ class Router:
 
     def __init__(self, settings: Settings, local: Target | None = None, cloud: Target | None = None) -> None:
         self.settings = settings
-        self.detector = Detector(settings.custom_patterns, settings.custom_keywords)
-        self.model = complexity.Model.load()
+        self.decider = Decider(settings)
+        self.detector = self.decider.detector
+        self.model = self.decider.model
         self.targets: dict[str, Target] = {
             "local": local
             or LocalTarget(
@@ -61,32 +70,7 @@ class Router:
         self, req: ChatRequest, caller: str | None = None, hint: str | None = None
     ) -> tuple[policy.Decision, list[list[Finding]]]:
         """The routing decision for a parsed request, and the findings of each of its texts."""
-        # Each text is prepared once (byte views, one word pass) and read by both detection and scoring.
-        views = [TextView.of(t) for t in req.texts]
-        lexicon = shared_lexicon()
-        words = [lexicon.words(v) for v in views]
-        findings = [
-            self.detector.scan(v.text, hits=(w.en, w.other), view=v, present=w.present)
-            for v, w in zip(views, words, strict=True)
-        ]
-        user = [i for i, r in enumerate(req.text_roles) if r == "user"] or list(range(len(req.texts)))
-        feats = complexity.features(
-            [req.texts[i] for i in user],
-            depth=len(user),
-            words=[words[i] for i in user],
-            views=[views[i] for i in user],
-        )
-        pol, threshold, force = self.settings.for_caller(caller)
-        decision = policy.decide(
-            sensitive_types=[f.type for fs in findings for f in fs],
-            unscannable=req.unscannable,
-            score=complexity.score(feats, self.model),
-            policy=pol,
-            threshold=threshold,
-            force_target=force,
-            hint=hint,
-        )
-        return decision, findings
+        return self.decider.decide(req, caller, hint)
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         """Answer one Lambda event with an HTTP response (never raises)."""
@@ -96,23 +80,19 @@ class Router:
             _check_route(event)
             req = parse_request(decode_body(event, self.settings.max_body_bytes))
             headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-            hint = self._hint(headers)
+            hint = self.decider.hint(headers.get(ROUTE_HINT_HEADER))
             caller = _caller(event)
             decision, findings = self.decide(req, caller, hint)
-            log |= {
-                "reason": decision.reason,
-                "types": list(decision.sensitive_types),
-                "score": round(decision.score, 4),
-            }
+            log |= decision_fields(decision)
             log["decision_us"] = round((time.perf_counter() - started) * 1e6)
             answer, used, reason = self._forward(req, decision, findings)
             log |= {"target": used, "reason": reason}
             body = as_sse(answer) if req.stream else json.dumps(answer, ensure_ascii=False)
             ctype = "text/event-stream" if req.stream else "application/json"
-            return _response(200, body, ctype, {"x-route-target": used, "x-route-reason": reason})
+            return _response(200, body, ctype, {TARGET_HEADER: used, REASON_HEADER: reason})
         except WireError as err:
             log |= {"status": err.status, "error": err.code or err.type}
-            extra = {"x-route-target": "none", "x-route-reason": log.get("reason", err.code or "error")}
+            extra = {TARGET_HEADER: "none", REASON_HEADER: log.get("reason", err.code or "error")}
             return _response(err.status, err.body().decode(), "application/json", extra)
         except Exception as exc:  # a bug: answer a well-formed 500; log the type only (messages may hold values)
             log |= {"status": 500, "error": type(exc).__name__}
@@ -121,43 +101,29 @@ class Router:
                 500,
                 internal.body().decode(),
                 "application/json",
-                {"x-route-target": "none", "x-route-reason": "internal_error"},
+                {TARGET_HEADER: "none", REASON_HEADER: "internal_error"},
             )
         finally:
             log["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
-            LOG.info(json.dumps(log, separators=(",", ":")))
-
-    def _hint(self, headers: dict[str, str]) -> str | None:
-        hint = headers.get("x-route")
-        if hint is None or not self.settings.allow_route_hint:
-            return None
-        hint = hint.strip().lower()
-        if hint not in ("local", "cloud"):
-            raise BadRequest("x-route header: expected local or cloud", param="x-route", code="invalid_value")
-        return hint
+            log_line(log)
 
     def _forward(
         self, req: ChatRequest, decision: policy.Decision, findings: list[list[Finding]]
     ) -> tuple[dict[str, Any], str, str]:
-        order = [decision.target] + ([decision.fallback] if decision.fallback else [])
         last: TargetUnavailable | None = None
-        for i, name in enumerate(order):
+        for i, name in enumerate(attempts(decision)):
             breaker = self.breakers[name]
             if not breaker.allow():
                 last = TargetUnavailable(f"{name} target skipped: circuit breaker open", code=f"{name}_breaker_open")
                 continue
             body, mapping = req.body, dict[str, str]()
-            if name == "cloud":
-                texts = req.texts
-                if decision.redact_for_cloud:
-                    texts, mapping = redact(req.texts, findings)
-                    if any(self.detector.scan(t) for t in texts):
-                        # Redaction left something detection still finds (a value seen only in a disguised form):
-                        # fail closed rather than send it.
-                        last = TargetUnavailable(
-                            "cloud target skipped: redaction incomplete", code="redaction_incomplete"
-                        )
-                        continue
+            if name == policy.CLOUD:
+                try:
+                    texts, mapping = self.decider.cloud_texts(req, decision, findings)
+                except TargetUnavailable as exc:
+                    breaker.release()
+                    last = exc
+                    continue
                 body = req.cloud_body(texts)
             try:
                 answer = self.targets[name].complete(body)
@@ -168,20 +134,9 @@ class Router:
             breaker.success()
             if isinstance(req.body.get("model"), str):
                 answer["model"] = req.body["model"]
-            if mapping:
-                for choice in answer.get("choices", []):
-                    msg = choice.get("message") or {}
-                    if isinstance(msg.get("content"), str):
-                        msg["content"] = restore(msg["content"], mapping)
-            reason = decision.reason if i == 0 else f"{decision.reason};failover"
-            return answer, name, reason
-        assert last is not None
-        if decision.fallback is None and decision.sensitive_types:
-            raise TargetUnavailable(
-                "the on-prem model is unavailable and this request holds sensitive data, which never goes to the cloud",
-                code="local_unavailable_sensitive",
-            )
-        raise TargetUnavailable(f"no target available: {last.message}", code=last.code)
+            restore_answer(answer, mapping)
+            return answer, name, route_reason(decision, i)
+        raise exhausted(decision, last)
 
 
 def _check_route(event: dict[str, Any]) -> None:

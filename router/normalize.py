@@ -106,6 +106,8 @@ _AT_NEEDLES = (b" at ", b"[at]", b"(at)", b"{at}", b"<at>", b" @", b"@ ", b"\tat
 _AT_NEEDLES_WIDE = ("艾特", "圈a")
 # Where an at-spelling can start (in the lower-cased text): _SPELLED_AT is tried only there.
 _AT_FINDS = (b" at ", b" at\t", b"\tat", b"[at]", b"(at)", b"{at}", b"<at>", b"@", b" @")
+_AT_AFTER = (b" ", b"\t")
+_AT_BRACKETS = {b"[": b"]", b"(": b")", b"{": b"}", b"<": b">"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,18 +327,32 @@ def _spaced(t: str) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), m.group().replace(" ", "")) for m in _SPACED.finditer(t)]
 
 
+def _at_starts(low: bytes) -> set[int]:
+    """Where each of :data:`_AT_FINDS` occurs in ``low``: one search for ``at`` and one for ``@`` (a memchr), the
+    neighbours checked here, instead of one search through the whole text per needle (~25% faster at 4 KB)."""
+    starts: set[int] = set()
+    i = low.find(b"at", 1)
+    while i >= 0:
+        before, after = low[i - 1 : i], low[i + 2 : i + 3]
+        if before == b"\t" or (before == b" " and after in _AT_AFTER) or _AT_BRACKETS.get(before) == after:
+            starts.add(i - 1)
+        i = low.find(b"at", i + 2)
+    i = low.find(b"@")
+    while i >= 0:
+        starts.add(i)
+        if low[i - 1 : i] == b" ":
+            starts.add(i - 1)
+        i = low.find(b"@", i + 1)
+    return starts
+
+
 def _spelled_emails(t: str, low: bytes) -> list[tuple[int, int, str]]:
     """E-mail addresses with "@" and "." spelled out (or spaced), written as addresses.
 
     Only the places where an at-spelling occurs are examined (found with plain substring searches): the domain side
     first (an anchored match), the local part only if it matched.
     """
-    starts: set[int] = set()
-    for needle in _AT_FINDS:
-        i = low.find(needle)
-        while i >= 0:
-            starts.add(i)
-            i = low.find(needle, i + 1)
+    starts = _at_starts(low)
     if not t.isascii():
         for wide in _AT_NEEDLES_WIDE:
             i = t.find(wide)

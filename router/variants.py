@@ -318,9 +318,30 @@ def generate(split: str, seed: int, per_type: int = 12) -> Iterator[Case]:
                 yield Case(template.format(v=shown), (kind,), disguise, split, shown)
     yield from _emails(rng, half, split, per_type)
     yield from _words_types(rng, half, split)
+    # Values with letters typed in lower or mixed case (a phone keyboard, a hurried chat): their own random stream,
+    # so adding them left every case above as it was.
+    yield from _letter_case(random.Random(seed * 7919 + 1), half, split, per_type, makers)  # noqa: S311
     for _ in range(per_type * 4):
         for template in LOOKALIKE_TEMPLATES[half]:
             yield Case(template.format(o=_order_number(rng)), (), "lookalike", split)
+
+
+CASE_DISGUISES: dict[str, Callable[[str, random.Random], str]] = {
+    "lowercase": lambda v, r: (v if r.random() < 0.5 else grouped(v, " ")).lower(),
+    "mixed_case": lambda v, r: "".join(c.lower() if r.random() < 0.5 else c for c in v),
+}
+
+
+def _letter_case(
+    rng: random.Random, half: int, split: str, per_type: int, makers: dict[str, Callable[[random.Random], str]]
+) -> Iterator[Case]:
+    """The types whose values hold letters (IBAN, passport, Chinese ID with its X), in lower and mixed case."""
+    for kind in (W.IBAN, W.PASSPORT, W.CN_ID):
+        for disguise, fn in CASE_DISGUISES.items():
+            for _ in range(per_type):
+                shown = fn(makers[kind](rng), rng)
+                template = rng.choice(TEMPLATES[kind][half])
+                yield Case(template.format(v=shown), (kind,), disguise, split, shown)
 
 
 def _emails(rng: random.Random, half: int, split: str, per_type: int) -> Iterator[Case]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
@@ -10,34 +9,10 @@ from constructs import Construct
 
 from config import DeploymentConfig
 from config.network_section import gateway_port
-from config.router_section import RouterConfig
+from config.router_section import router_environment
 from stacks.constructs.gateway_trust import GatewayTrust
 from stacks.constructs.hybrid_link import HybridLink
 from stacks.constructs.router_api import RouterApi, RouterApiProps, RouterEndpoint
-
-
-def router_environment(router: RouterConfig) -> dict[str, str]:
-    """The Lambda's ``ROUTER_*`` variables from the config section (names: ``router/settings.py`` ENV_VARS).
-
-    The endpoint name and the secret ARN are added by the construct, which owns those resources.
-    """
-    return {
-        "ROUTER_POLICY": router.policy,
-        "ROUTER_COMPLEXITY_THRESHOLD": repr(router.complexity_threshold),
-        "ROUTER_CUSTOM_PATTERNS": json.dumps([p.model_dump() for p in router.custom_patterns]),
-        "ROUTER_CUSTOM_KEYWORDS": json.dumps(list(router.custom_keywords), ensure_ascii=False),
-        "ROUTER_LOCAL_URL": router.local_url,
-        "ROUTER_LOCAL_TIMEOUT_S": repr(router.local_timeout_s),
-        "ROUTER_CLOUD_TIMEOUT_S": repr(router.cloud_timeout_s),
-        "ROUTER_BREAKER_FAILURES": str(router.breaker_failures),
-        "ROUTER_BREAKER_RESET_S": repr(router.breaker_reset_s),
-        "ROUTER_MAX_BODY_BYTES": str(router.max_body_bytes),
-        "ROUTER_DEFAULT_MAX_TOKENS": str(router.default_max_tokens),
-        "ROUTER_ALLOW_ROUTE_HINT": "true" if router.allow_route_hint else "false",
-        "ROUTER_CALLER_OVERRIDES": json.dumps(
-            {k: v.model_dump(exclude_none=True) for k, v in router.caller_overrides.items()}
-        ),
-    }
 
 
 class HybridStack(Stack):

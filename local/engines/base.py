@@ -58,6 +58,13 @@ class Call:
     # Set when a stream failed after its first byte: the status it counts as, and why.
     failure_status: int = 0
     failure: str | None = None
+    # The model name the answer carries when it differs from ``model`` (the hybrid route's public name).
+    public_model: str | None = None
+
+    @property
+    def answer_model(self) -> str:
+        """The model name the client sees in the answer."""
+        return self.public_model or self.model
 
     @property
     def stream(self) -> bool:

@@ -11,6 +11,7 @@ import requests
 import uvicorn
 
 from config.local_section import EngineSpec, LocalConfig
+from config.router_section import RouterConfig
 from local.app import create_app
 from local.engines.base import Engine
 from local.settings import GatewaySettings
@@ -19,8 +20,14 @@ KEY = "sk-test-0123456789"
 
 
 class RunningGateway:
-    def __init__(self, local: LocalConfig, engines: list[Engine] | None = None, api_key: str | None = KEY) -> None:
-        self.app = create_app(GatewaySettings(local, api_key=api_key), engines)
+    def __init__(
+        self,
+        local: LocalConfig,
+        engines: list[Engine] | None = None,
+        api_key: str | None = KEY,
+        router: RouterConfig | None = None,
+    ) -> None:
+        self.app = create_app(GatewaySettings(local, api_key=api_key, router=router), engines)
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])

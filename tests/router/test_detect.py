@@ -216,3 +216,22 @@ def test_title_name_and_street_address() -> None:
 )
 def test_new_lookalikes_not_flagged(text: str) -> None:
     assert kinds(text) == set()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "wire it to nl81rabo0312345678 please",  # lower case, glued, no context word
+        "the payee is de44 5001 0517 5407 3249 31",  # lower case, grouped
+        "Gb86LoYd30963812345678 for the refund",  # mixed case
+        "nl81-rabo-0312-3456-78 by friday pls",  # lower case with dashes
+    ],
+)
+def test_iban_in_any_letter_case(text: str) -> None:
+    """An IBAN typed in lower or mixed case is still an IBAN (the class behind the one test-split miss)."""
+    assert "iban" in kinds(text)
+
+
+@pytest.mark.parametrize("text", ["error at12 timeout, try later", "is sku de12345 in stock?", "see it 2024 report"])
+def test_lowercase_country_codes_alone_are_not_ibans(text: str) -> None:
+    assert kinds(text) == set()

@@ -12,7 +12,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router import complexity, detect
+from router import complexity, detect, normalize
 from router.detect import Detector
 from router.lexicon import shared
 from router.textview import TextView
@@ -161,3 +161,24 @@ def test_legacy_word_api_matches_views() -> None:
     lex = shared()
     text = "My name is Li. What's the IBAN? 我叫张伟"
     assert lex.hits(text, text.lower()) == lex.hits_in(TextView.of(text))
+
+
+def _at_starts_reference(low: bytes) -> set[int]:
+    """One search through the whole text per needle: what normalize._at_starts replaces."""
+    starts: set[int] = set()
+    for needle in normalize._AT_FINDS:
+        i = low.find(needle)
+        while i >= 0:
+            starts.add(i)
+            i = low.find(needle, i + 1)
+    return starts
+
+
+AT_PIECES = [" at ", "at", " at\t", "\tat", "[at]", "(at)", "{at}", "<at>", "[at)", "@", " @", "@ ", "that", "x", "  "]
+
+
+@given(text=st.lists(st.sampled_from(AT_PIECES), max_size=30).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_at_starts_match_one_search_per_needle(text: str) -> None:
+    low = text.encode()
+    assert normalize._at_starts(low) == _at_starts_reference(low)

@@ -6,11 +6,10 @@ import annotated_types
 import pytest
 from pydantic import ValidationError
 
-from config.router_section import RouterConfig
+from config.router_section import RouterConfig, router_environment
 from router.errors import SettingsError
 from router.limits import LIMITS
 from router.settings import Settings
-from stacks.hybrid_stack import router_environment
 
 
 @pytest.mark.parametrize("name", sorted(LIMITS))
