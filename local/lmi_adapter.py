@@ -231,6 +231,8 @@ class Request:
     details: bool = False
     inputs: str = ""
     return_full_text: bool = False
+    # one id for every chunk of a chat answer, as LMI's formatter (chatcmpl-<id>)
+    rid: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex[:16]}")
 
 
 class LmiContainer:
@@ -380,9 +382,11 @@ class LmiContainer:
         if req.schema == "messages":
             choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": "error"}
             if req.stream:
-                chunk = _chat_envelope("chat.completion.chunk", [{**choice, "delta": {"content": ""}}])
+                chunk = _chat_envelope(req.rid, "chat.completion.chunk", [{**choice, "delta": {"content": ""}}])
                 return Answer(200, JSONLINES, _line(chunk))
-            body = _chat_envelope("chat.completion", [{**choice, "message": {"role": "assistant", "content": ""}}])
+            body = _chat_envelope(
+                req.rid, "chat.completion", [{**choice, "message": {"role": "assistant", "content": ""}}]
+            )
             return Answer(200, JSON, json.dumps(body).encode())
         if req.stream:
             return Answer(200, JSONLINES, _line({"token": token, "generated_text": "", "details": _error_details()}))
@@ -397,6 +401,7 @@ class LmiContainer:
         usage = data.get("usage") or {}
         if req.schema == "messages":
             return _chat_envelope(
+                req.rid,
                 "chat.completion",
                 [
                     {
@@ -469,7 +474,7 @@ class LmiContainer:
         token = {"id": -1, "text": "", "log_prob": -1, "special_token": True, "error_msg": message}
         if req.schema == "messages":
             choice = {"index": 0, "delta": {"content": ""}, "logprobs": None, "finish_reason": "error"}
-            return _line(_chat_envelope("chat.completion.chunk", [choice]))
+            return _line(_chat_envelope(req.rid, "chat.completion.chunk", [choice]))
         return _line({"token": token, "generated_text": "", "details": _error_details()})
 
     def _stream_line(self, req: Request, event: dict[str, Any], generated: list[str], first: bool) -> bytes | None:
@@ -489,7 +494,9 @@ class LmiContainer:
             mapped = ROLLING_FINISH.get(finish, finish) if finish else None
             return _line(
                 _chat_envelope(
-                    "chat.completion.chunk", [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": mapped}]
+                    req.rid,
+                    "chat.completion.chunk",
+                    [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": mapped}],
                 )
             )
         text = choice.get("text") or ""
@@ -528,9 +535,11 @@ class LmiContainer:
         return _line(obj)
 
 
-def _chat_envelope(obj: str, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> dict[str, Any]:
+def _chat_envelope(
+    rid: str, obj: str, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
+        "id": rid,
         "object": obj,
         "created": int(time.time()),
         "choices": choices,
@@ -673,6 +682,7 @@ async def _serve(container: LmiContainer, host: str, port: int, vllm: Any) -> in
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
     await site.start()
+    port = int(runner.addresses[0][1])  # the bound one when 0 asked for any free port
     print(f"LMI stand-in ({container.mode}) on http://{host}:{port} -> vLLM {container.upstream}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -712,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--env", help="take the LMI options from config/<env>.yaml (as synth writes them for engine lmi)")
     ap.add_argument("--mode", choices=MODES, help="override the mode the options give")
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8080, help="default 8080 (SageMaker's container port)")
+    ap.add_argument("--port", type=int, default=8080, help="default 8080 (SageMaker's container port); 0: any free")
     ap.add_argument("--workdir", type=Path, default=None, help="where to unpack --package (default: a temp dir)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

