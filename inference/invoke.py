@@ -413,7 +413,8 @@ def raise_inband_error(obj: dict[str, Any]) -> None:
         return
     tokens = [obj.get("token"), *(details.get("tokens") or [])]
     messages = [t["error_msg"] for t in tokens if isinstance(t, dict) and t.get("error_msg")]
-    reason = messages[-1] if messages else "no message (ask with parameters.details or stream to get one)"
+    # LMI carries the engine's message only on a streamed standard-schema token and in details.tokens
+    reason = messages[-1] if messages else "LMI sent no message (the container's log has it)"
     raise InvokeError(f"the model failed the request (LMI finish_reason 'error'): {reason}", code="ModelError")
 
 

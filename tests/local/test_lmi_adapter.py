@@ -15,16 +15,19 @@ from typing import Any
 
 import aiohttp
 import boto3
+import openai
 import pytest
 from botocore.config import Config
 
 from config import load_config
 from config.loader import parse_config, with_engine
+from config.local_section import EngineSpec
 from inference.invoke import EndpointClient, InvokeError
 from local.lmi_adapter import LmiOptions, OptionsError, options_from_config
 from stacks.container_env import lmi_environment
 from tests.lmi_stand_in import RunningAdapter, restore_env, set_aws_test_env
 from tests.local.fakes import FakeOpenAI, LoopThread, closed_port
+from tests.local.gateway import KEY, RunningGateway, custom
 
 PROMPT = "The capital of France is"
 
@@ -287,3 +290,28 @@ def test_the_command_line_serves_until_sigterm(vllm: FakeOpenAI) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+
+
+def test_the_gateway_answers_lmis_inband_error_as_an_error(rolling: RunningAdapter, fresh: FakeOpenAI) -> None:
+    """Through the gateway's sagemaker engine the in-band error used to be a 200 with empty content and
+    finish_reason "error" (not an OpenAI finish reason); it is a 502 naming the engine's failure now."""
+    spec = EngineSpec(
+        name="cloud",
+        kind="sagemaker",
+        endpoint_name="lmi-local",
+        region="us-east-1",
+        base_url=rolling.url,
+        models=["cloud"],
+        endpoint_engine="lmi",
+    )
+    with RunningGateway(custom(spec)) as gw:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key=KEY, max_retries=0, timeout=20)
+        ok = client.chat.completions.create(model="cloud", messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
+        assert ok.choices[0].message.content == "[fake] Hi" and ok.choices[0].finish_reason == "stop"
+        for stream in (False, True):
+            # streamed too: the error is the first line, so the gateway answers the status before any SSE
+            with pytest.raises(openai.APIStatusError) as err:
+                client.chat.completions.create(
+                    model="cloud", messages=[{"role": "user", "content": "Hi"}], max_tokens=3000, stream=stream
+                )
+            assert err.value.status_code == 502 and "LMI finish_reason 'error'" in str(err.value)
