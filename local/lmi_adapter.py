@@ -38,7 +38,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,7 +208,12 @@ class Answer:
     status: int
     content_type: str = JSON
     body: bytes = b""
-    stream: AsyncIterator[bytes] | None = None
+    stream: AsyncGenerator[bytes, None] | None = None
+
+    async def close(self) -> None:
+        """Stop the stream (a client that left): its upstream response is released, so vLLM aborts the request."""
+        if self.stream is not None:
+            await self.stream.aclose()
 
 
 def lmi_error(status: int, message: str) -> Answer:
@@ -435,7 +440,7 @@ class LmiContainer:
             }
         return out
 
-    async def _stream(self, req: Request, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def _stream(self, req: Request, resp: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
         """vLLM's SSE events re-formatted as LMI's jsonlines, one line (one chunk) per event as it arrives.
 
         Raises:
@@ -588,6 +593,12 @@ def make_app(container: LmiContainer) -> web.Application:
 
     async def invocations(request: web.Request) -> web.StreamResponse:
         answer = await container.invoke(await request.read())
+        try:
+            return await _container_answer(request, answer)
+        finally:
+            await answer.close()  # also when the client left mid-stream
+
+    async def _container_answer(request: web.Request, answer: Answer) -> web.StreamResponse:
         if answer.stream is None:
             return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type)
         resp = web.StreamResponse(status=answer.status, headers={"Content-Type": answer.content_type})
@@ -603,8 +614,14 @@ def make_app(container: LmiContainer) -> web.Application:
         return resp
 
     async def runtime(request: web.Request) -> web.StreamResponse:
-        endpoint, op = request.match_info["name"], request.match_info["op"]
         answer = await container.invoke(await request.read())
+        try:
+            return await _runtime_answer(request, answer)
+        finally:
+            await answer.close()  # also when the client left mid-stream
+
+    async def _runtime_answer(request: web.Request, answer: Answer) -> web.StreamResponse:
+        endpoint, op = request.match_info["name"], request.match_info["op"]
         if answer.status >= 400:
             status, body, headers = runtime_api.model_error(answer.status, answer.body.decode(), endpoint)
             return web.Response(status=status, body=body, headers=headers)

@@ -26,7 +26,7 @@ from inference.invoke import EndpointClient, InvokeError
 from local.lmi_adapter import LmiOptions, OptionsError, options_from_config
 from stacks.container_env import lmi_environment
 from tests.lmi_stand_in import RunningAdapter, restore_env, set_aws_test_env
-from tests.local.fakes import FakeOpenAI, LoopThread, closed_port
+from tests.local.fakes import FakeOpenAI, LoopThread, closed_port, wait_until
 from tests.local.gateway import KEY, RunningGateway, custom
 
 PROMPT = "The capital of France is"
@@ -315,3 +315,19 @@ def test_the_gateway_answers_lmis_inband_error_as_an_error(rolling: RunningAdapt
                     model="cloud", messages=[{"role": "user", "content": "Hi"}], max_tokens=3000, stream=stream
                 )
             assert err.value.status_code == 502 and "LMI finish_reason 'error'" in str(err.value)
+
+
+def test_a_client_that_leaves_mid_stream_stops_vllms_request(rolling: RunningAdapter, fresh: FakeOpenAI) -> None:
+    """The stand-in closes its vLLM stream when the client goes, so vLLM aborts the request instead of generating
+    the rest for nobody (what the real container does when SageMaker's front end drops the stream)."""
+    fresh.b.chunks, fresh.b.chunk_delay_s, before = 40, 0.1, fresh.b.disconnects
+    completed = fresh.b.completed_streams
+    try:
+        client = EndpointClient("lmi-local", endpoint_url=rolling.url, engine="lmi", max_attempts=1)
+        pieces = client.stream(PROMPT, max_new_tokens=64)
+        assert next(pieces)
+        pieces.close()  # the caller stops reading: the event stream is closed
+        assert wait_until(lambda: fresh.b.disconnects == before + 1, timeout=5.0)
+        assert fresh.b.completed_streams == completed  # not generated to the end
+    finally:
+        fresh.b.chunks, fresh.b.chunk_delay_s = 3, 0.0
