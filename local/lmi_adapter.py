@@ -363,7 +363,11 @@ class LmiContainer:
         except PayloadError as err:
             return lmi_error(424, str(err))
         try:
-            req.body.setdefault("model", await self._served())
+            served = await self._served()
+            if self.mode == "async":
+                req.body.setdefault("model", served)  # the async service passes a client's model on to vLLM
+            else:
+                req.body["model"] = served  # the rolling batch serves its one model whatever a request names
             resp = await self.session.post(self.upstream + req.upstream_path, json=req.body)
         except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as err:
             return lmi_error(503, f"the model server is not available: {type(err).__name__}: {err}")

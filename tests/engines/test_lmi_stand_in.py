@@ -9,15 +9,18 @@ parts and the gateway must be that text exactly, token for token.
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import openai
 import pytest
 
 from config.local_section import EngineSpec
 from inference.invoke import EndpointClient, InvokeError, main
 from local.vllm_cpu import VllmServer
+from router.targets import CloudTarget
 from tests.engines.conftest import UPSTREAM
 from tests.lmi_stand_in import RunningAdapter, restore_env, set_aws_test_env
 from tests.local.gateway import KEY, RunningGateway, custom
@@ -70,8 +73,6 @@ def stream_parts(url: str, payload: dict[str, Any]) -> list[bytes]:
 
 
 def test_ping_is_healthy_with_vllm_up(rolling: RunningAdapter) -> None:
-    import urllib.request
-
     with urllib.request.urlopen(rolling.url + "/ping", timeout=10) as r:  # noqa: S310 - 127.0.0.1
         assert (r.status, json.loads(r.read())) == (200, {"status": "Healthy"})
 
@@ -181,3 +182,16 @@ def test_async_mode_answers_vllms_status_and_chunks(async_mode: RunningAdapter, 
     chat = list(client.stream_events({"messages": QUESTION, "max_tokens": TOKENS, "temperature": 0}))
     assert chat[0]["object"] == "chat.completion.chunk" and chat[0]["model"] == UPSTREAM  # vLLM's own chunks
     assert "".join((c["choices"][0]["delta"].get("content") or "") for c in chat if c["choices"]) == reference["chat"]
+
+
+def test_the_hybrid_routers_cloud_target_reads_the_stand_ins_answer(
+    rolling: RunningAdapter, reference: dict[str, str]
+) -> None:
+    """The router Lambda's buffered cloud call (boto3 InvokeEndpoint, a chat body) against the LMI contract."""
+    target = CloudTarget(
+        ENDPOINT, 300, TOKENS, client_factory=lambda: boto3.client("sagemaker-runtime", endpoint_url=rolling.url)
+    )
+    out = target.complete({"messages": QUESTION, "max_tokens": TOKENS, "temperature": 0, "model": "anything"})
+    assert out["choices"][0]["message"]["content"] == reference["chat"]
+    assert out["choices"][0]["finish_reason"] in ("stop", "length")  # LMI's eos_token, mapped
+    assert out["usage"]["completion_tokens"] <= TOKENS
