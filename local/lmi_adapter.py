@@ -82,8 +82,6 @@ PASSED_PARAMETERS = frozenset(
         "logit_bias",
     }
 )
-# LMI-only parameters this stand-in reads itself (the rest of RENAMED/PASSED go to vLLM).
-OWN_PARAMETERS = frozenset({"details", "do_sample", "return_full_text", "decoder_input_details"})
 
 
 # -- options: the container environment, read as LMI reads it ----------------------------------------------------
@@ -301,8 +299,7 @@ class LmiContainer:
         if "inputs" in payload:
             return self._parse_inputs(payload, stream)
         if "prompt" in payload and self.mode == "async":
-            body = {k: v for k, v in payload.items()}
-            return Request("prompt", "/v1/completions", body, stream)
+            return Request("prompt", "/v1/completions", dict(payload), stream)
         wanted = "prompt, inputs, or messages" if self.mode == "async" else "inputs or messages"
         raise PayloadError(f"invalid payload. must contain {wanted}")
 

@@ -331,3 +331,19 @@ def test_a_client_that_leaves_mid_stream_stops_vllms_request(rolling: RunningAda
         assert fresh.b.completed_streams == completed  # not generated to the end
     finally:
         fresh.b.chunks, fresh.b.chunk_delay_s = 3, 0.0
+
+
+def test_the_model_a_request_names_is_lmis_business_per_mode(
+    rolling: RunningAdapter, async_mode: RunningAdapter, fresh: FakeOpenAI
+) -> None:
+    """Rolling batch serves its one model whatever a request names; the async service hands the name to vLLM (an
+    unknown one is vLLM's 404), and passes OpenAI completions (``prompt``) through as they are."""
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "model": "gpt-4o", "max_tokens": 8}
+    out = EndpointClient("lmi-local", endpoint_url=rolling.url, engine="lmi", max_attempts=1).invoke_json(chat)
+    assert out["choices"][0]["message"]["content"] == "[fake] Hi" and fresh.b.received[-1]["model"] == "smol"
+    client = EndpointClient("lmi-local", endpoint_url=async_mode.url, engine="lmi", max_attempts=1)
+    with pytest.raises(InvokeError) as err:
+        client.invoke_json(chat)
+    assert err.value.status == 404 and "gpt-4o" in str(err.value)
+    completion = client.invoke_json({"prompt": PROMPT, "max_tokens": 8})
+    assert completion["object"] == "text_completion" and completion["choices"][0]["text"] == f"[fake] {PROMPT}"
