@@ -235,12 +235,15 @@ class EndpointClient:
             inputs: a prompt or a list of prompts.
             parameters: max_new_tokens, temperature, top_p, top_k, do_sample, repetition_penalty, stop, seed, ...
         Raises:
-            InvokeError: see :meth:`invoke_json`; also when the response lacks ``generated_text``.
+            InvokeError: see :meth:`invoke_json`; also when the response lacks ``generated_text`` or reports LMI's
+                in-band error (``finish_reason: "error"``).
         """
         payload: dict[str, Any] = {"inputs": inputs}
         if parameters:
             payload["parameters"] = parameters
         data = self.invoke_json(payload)
+        for item in data if isinstance(data, list) else [data]:
+            raise_inband_error(item)
         if isinstance(data, list):  # a list of inputs answers one object per input (Hugging Face shape)
             if not all("generated_text" in d for d in data):
                 raise InvokeError(f"endpoint {self.endpoint_name!r} response has no generated_text: {str(data)[:200]}")
@@ -395,6 +398,26 @@ class StreamPiece:
     completion_tokens: int | None = None
 
 
+def raise_inband_error(obj: dict[str, Any]) -> None:
+    """Raise LMI's in-band error: a request its rolling batch could not run ends with HTTP 200 and
+    ``finish_reason: "error"`` (djl-serving ``stop_on_any_exception``), the engine's message in ``token.error_msg``
+    when streamed. Read as an answer, it would be an empty text that looks like success.
+
+    Raises:
+        InvokeError: ``obj`` reports ``finish_reason: "error"`` (code ``ModelError``).
+    """
+    details: dict[str, Any] = obj["details"] if isinstance(obj.get("details"), dict) else {}
+    choices: list[Any] = obj["choices"] if isinstance(obj.get("choices"), list) else []
+    finish = [details.get("finish_reason"), *(c.get("finish_reason") for c in choices if isinstance(c, dict))]
+    if "error" not in finish:
+        return
+    tokens = [obj.get("token"), *(details.get("tokens") or [])]
+    messages = [t["error_msg"] for t in tokens if isinstance(t, dict) and t.get("error_msg")]
+    # LMI carries the engine's message only on a streamed standard-schema token and in details.tokens
+    reason = messages[-1] if messages else "LMI sent no message (the container's log has it)"
+    raise InvokeError(f"the model failed the request (LMI finish_reason 'error'): {reason}", code="ModelError")
+
+
 def stream_piece(obj: dict[str, Any]) -> StreamPiece:
     """Read one streamed object in any of the shapes the two engines send.
 
@@ -403,8 +426,9 @@ def stream_piece(obj: dict[str, Any]) -> StreamPiece:
     - A whole answer from a buffering container: ``{"generated_text": ...}`` or an OpenAI completion.
 
     Raises:
-        InvokeError: an object in none of these shapes.
+        InvokeError: an object in none of these shapes, or LMI's in-band error (``finish_reason: "error"``).
     """
+    raise_inband_error(obj)
     usage: dict[str, Any] = obj["usage"] if isinstance(obj.get("usage"), dict) else {}
     p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
     choices = obj.get("choices")

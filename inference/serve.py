@@ -25,7 +25,6 @@ import inspect
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import sys
@@ -39,10 +38,11 @@ from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any
 
+from inference import runtime_api
+
 LOG = logging.getLogger("llm_deploy.serve")
 UTF8_TYPES = ("application/json", "text/csv")  # sagemaker_inference.content_types.UTF8_TYPES, matched exactly
 MAX_BODY_BYTES = 6 * 1024 * 1024  # the SageMaker real-time invocation payload limit
-ENDPOINT_ROUTE = re.compile(r"^/endpoints/([A-Za-z0-9-]{1,63})/invocations$")
 LISTEN_BACKLOG = 1024  # socketserver's default of 5 drops/resets bursts of concurrent clients
 FUNCTIONS = ("model_fn", "input_fn", "predict_fn", "output_fn")
 
@@ -168,19 +168,6 @@ class ContainerApp:
         return Response(200, bytes(payload), response_type)
 
 
-def _model_error(resp: Response, endpoint: str) -> tuple[int, bytes, dict[str, str]]:
-    """Wrap a container error the way sagemaker-runtime does (ModelError, HTTP 424)."""
-    original = resp.body.decode("utf-8", "replace")
-    body = {
-        "message": f'Received client error ({resp.status}) from primary with message "{original}". '
-        f"See logs for endpoint {endpoint}.",
-        "OriginalStatusCode": resp.status,
-        "OriginalMessage": original,
-        "LogStreamArn": f"arn:aws:logs:local:000000000000:log-group:/aws/sagemaker/Endpoints/{endpoint}",
-    }
-    return 424, json.dumps(body).encode(), {"x-amzn-ErrorType": "ModelError:", "Content-Type": "application/json"}
-
-
 class _Handler(BaseHTTPRequestHandler):
     server_version = "llm-deploy-container/1"
     protocol_version = "HTTP/1.1"  # keep-alive, as the benchmark's clients and SageMaker's front end use
@@ -209,7 +196,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
-        runtime = ENDPOINT_ROUTE.match(path)
+        route = runtime_api.ROUTE.match(path)
+        runtime = route if route is not None and route.group(2) == "invocations" else None
         if path != "/invocations" and runtime is None:
             self._error(404, f"{path}: not found; use POST /invocations", "not_found")
             return
@@ -225,12 +213,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         resp = self.app.invoke(body, self.headers.get("Content-Type"), self.headers.get("Accept"))
         if runtime is not None and resp.status != 200:
-            status, out, headers = _model_error(resp, runtime.group(1))
+            original = resp.body.decode("utf-8", "replace")
+            status, out, headers = runtime_api.model_error(resp.status, original, runtime.group(1))
             self._send(status, out, headers)
             return
         headers = {"Content-Type": resp.content_type}
         if runtime is not None:
-            headers["x-Amzn-Invoked-Production-Variant"] = "AllTraffic"
+            headers[runtime_api.INVOKED_VARIANT_HEADER] = runtime_api.VARIANT
         self._send(resp.status, resp.body, headers)
 
 

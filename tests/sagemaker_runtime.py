@@ -1,6 +1,7 @@
 """A small sagemaker-runtime on 127.0.0.1 for tests: InvokeEndpoint and InvokeEndpointWithResponseStream.
 
-It speaks the wire format boto3 parses (so the real botocore client is exercised end to end):
+It speaks the wire format boto3 parses, so the real botocore client is exercised end to end (the framing and error
+builders are ``inference/runtime_api.py``, shared with the local container servers):
 - ``POST /endpoints/<name>/invocations`` answers the container's JSON, or a container error as ``ModelError`` (HTTP
   424 with OriginalStatusCode/OriginalMessage) as the real service does;
 - ``POST /endpoints/<name>/invocations-response-stream`` answers ``application/vnd.amazon.eventstream``: one
@@ -16,30 +17,15 @@ tests follow the LMI container's documented shapes (djl-serving ``lmi_input_outp
 from __future__ import annotations
 
 import json
-import re
 import threading
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-ROUTE = re.compile(r"^/endpoints/([A-Za-z0-9-]{1,63})/(invocations|invocations-response-stream)$")
+from inference.runtime_api import ROUTE, event_message, model_error, stream_error_message
 
-
-def event_message(payload: bytes, event_type: str = "PayloadPart", message_type: str = "event") -> bytes:
-    """One AWS event-stream message as SageMaker's response stream sends it."""
-    headers = b""
-    for name, value in (
-        (":event-type" if message_type == "event" else ":exception-type", event_type),
-        (":content-type", "application/octet-stream" if message_type == "event" else "application/json"),
-        (":message-type", message_type),
-    ):
-        n, v = name.encode(), value.encode()
-        headers += bytes([len(n)]) + n + bytes([7]) + len(v).to_bytes(2, "big") + v
-    prelude = (12 + len(headers) + len(payload) + 4).to_bytes(4, "big") + len(headers).to_bytes(4, "big")
-    message = prelude + zlib.crc32(prelude).to_bytes(4, "big") + headers + payload
-    return message + zlib.crc32(message).to_bytes(4, "big")
+__all__ = ["FakeRuntime", "Gate", "Reply", "StreamError", "event_message", "jsonl"]
 
 
 @dataclass
@@ -105,17 +91,7 @@ class FakeRuntime:
                 outer.calls.append((endpoint, op, body))
                 reply = outer.respond(endpoint, body)
                 if reply.status >= 400:
-                    original = json.dumps(reply.json_body)
-                    err = {
-                        "message": f'Received client error ({reply.status}) from primary with message "{original}".',
-                        "OriginalStatusCode": reply.status,
-                        "OriginalMessage": original,
-                    }
-                    self._send(
-                        424,
-                        json.dumps(err).encode(),
-                        {"x-amzn-ErrorType": "ModelError:", "Content-Type": "application/json"},
-                    )
+                    self._send(*model_error(reply.status, json.dumps(reply.json_body), endpoint))
                     return
                 if op == "invocations":
                     self._send(200, json.dumps(reply.json_body).encode(), {"Content-Type": "application/json"})
@@ -131,8 +107,7 @@ class FakeRuntime:
                         if isinstance(part, Gate):
                             part.event.wait(part.timeout_s)
                         elif isinstance(part, StreamError):
-                            err = json.dumps({"Message": part.message, "ErrorCode": part.code}).encode()
-                            self._chunk(event_message(err, "ModelStreamError", "exception"))
+                            self._chunk(stream_error_message(part.message, part.code))
                         else:
                             self._chunk(event_message(part))
                     self.wfile.write(b"0\r\n\r\n")
