@@ -153,28 +153,38 @@ class Router:
         problems: list[str] = []
         last: EngineError | None = None
         for engine, breaker in self._available(call, problems):
-            try:
-                async with asyncio.timeout_at(call.deadline):
-                    result = await self._complete_on(engine, call)
-            except TimeoutError:
-                last = self._timed_out(engine)
-                self._fail(engine, call, last, problems)
+            outcome = await self._try_complete(engine, breaker, call, problems)
+            if isinstance(outcome, EngineError):
+                last = outcome
                 continue
-            except EngineError as err:
-                last = err
-                self._fail(engine, call, err, problems)
-                continue
-            except (GatewayError, UpstreamRejected):
-                breaker.success()  # the engine answered; the answer is the client's problem
-                self._set_gauge(engine)
-                raise
-            except BaseException:
-                breaker.release()
-                raise
+            return engine, outcome
+        raise self._exhausted(call, problems, last)
+
+    async def _try_complete(
+        self, engine: Engine, breaker: CircuitBreaker, call: Call, problems: list[str]
+    ) -> Result | EngineError:
+        """One engine's whole answer within the deadline, with the breaker booked: the result, or the engine error
+        to fail over on (already recorded in ``problems``). A client error (the engine answered) is re-raised."""
+        try:
+            async with asyncio.timeout_at(call.deadline):
+                result = await self._complete_on(engine, call)
+        except TimeoutError:
+            err: EngineError = self._timed_out(engine)
+        except EngineError as exc:
+            err = exc
+        except (GatewayError, UpstreamRejected):
+            breaker.success()  # the engine answered; the answer is the client's problem
+            self._set_gauge(engine)
+            raise
+        except BaseException:
+            breaker.release()
+            raise
+        else:
             breaker.success()
             self._set_gauge(engine)
-            return engine, result
-        raise self._exhausted(call, problems, last)
+            return result
+        self._fail(engine, call, err, problems)
+        return err
 
     async def _complete_on(self, engine: Engine, call: Call) -> Result:
         """One engine, with the bounded validate-and-retry loop when a schema was asked for."""
@@ -217,27 +227,12 @@ class Router:
         for engine, breaker in self._available(call, problems):
             if call.schema is not None and not engine.enforces_schema:
                 # Can't validate tokens as they stream: generate whole, validate, then stream the checked answer.
-                try:
-                    async with asyncio.timeout_at(call.deadline):
-                        result = await self._complete_on(engine, call)
-                except TimeoutError:
-                    last = self._timed_out(engine)
-                    self._fail(engine, call, last, problems)
+                outcome = await self._try_complete(engine, breaker, call, problems)
+                if isinstance(outcome, EngineError):
+                    last = outcome
                     continue
-                except EngineError as err:
-                    last = err
-                    self._fail(engine, call, err, problems)
-                    continue
-                except (GatewayError, UpstreamRejected):
-                    breaker.success()
-                    self._set_gauge(engine)
-                    raise
-                except BaseException:
-                    breaker.release()
-                    raise
+                result = outcome
                 call.prompt_tokens, call.completion_tokens = result.prompt_tokens, result.completion_tokens
-                breaker.success()
-                self._set_gauge(engine)
                 return engine, _replay(call, result)
             stream = engine.stream(call)
             try:

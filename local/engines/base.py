@@ -13,7 +13,7 @@ import orjson
 
 from config.local_section import EngineSpec
 from local.protocol import ChatCompletionRequest, CompletionRequest
-from wire import build
+from wire import build, sse
 from wire.errors import error_dict
 from wire.sse import DONE as SSE_DONE
 from wire.validate import message_text
@@ -24,7 +24,7 @@ __all__ = [
     "Engine",
     "Result",
     "chat_messages",
-    "full_response",
+    "dumps",
     "new_id",
     "sse_chunk",
     "sse_error",
@@ -141,18 +141,9 @@ class Engine(ABC):
         """Yield SSE bytes (``data: {...}\\n\\n`` events, ending with ``data: [DONE]``)."""
 
 
-def full_response(
-    kind: str,
-    model: str,
-    text: str,
-    finish: str | None,
-    prompt: int,
-    completion: int,
-    rid: str | None = None,
-    logprobs: Any = None,
-) -> bytes:
-    """An OpenAI ``chat.completion`` / ``text_completion`` body (:func:`wire.build.full_response`) as bytes."""
-    return orjson.dumps(build.full_response(kind, model, text, finish, prompt, completion, rid, logprobs))
+def dumps(obj: dict[str, Any]) -> bytes:
+    """A :mod:`wire.build` body as bytes (orjson on the hot path; :mod:`wire` itself stays standard library)."""
+    return orjson.dumps(obj)
 
 
 def sse_chunk(
@@ -166,13 +157,12 @@ def sse_chunk(
     logprobs: Any = None,
 ) -> bytes:
     """One SSE event carrying a stream chunk (:func:`wire.build.chunk`)."""
-    obj = build.chunk(kind, rid, model, text, finish, first, usage_, logprobs=logprobs)
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
+    return sse.event(orjson.dumps(build.chunk(kind, rid, model, text, finish, first, usage_, logprobs=logprobs)))
 
 
 def sse_error(message: str, type_: str = "upstream_error", code: str | None = None) -> bytes:
     """The event a stream ends with when it fails after the first byte (no failover is possible then)."""
-    return b"data: " + orjson.dumps(error_dict(message, type_, None, code)) + b"\n\n"
+    return sse.event(orjson.dumps(error_dict(message, type_, None, code)))
 
 
 def chat_messages(call: Call) -> list[dict[str, str]]:

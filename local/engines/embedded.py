@@ -14,7 +14,7 @@ from local.engines.base import (
     Engine,
     Result,
     chat_messages,
-    full_response,
+    dumps,
     new_id,
     sse_chunk,
     sse_error,
@@ -22,6 +22,7 @@ from local.engines.base import (
 )
 from local.errors import EngineError, GatewayError
 from local.protocol import ChatCompletionRequest
+from wire import build
 
 
 def build_embedded_engine(spec: EngineSpec) -> EmbeddedEngineProtocol:
@@ -116,7 +117,7 @@ class EmbeddedAdapter(Engine):
         text = "".join(parts)
         p, c = last.prompt_tokens, last.completion_tokens
         lp = logprobs_json(call.kind, logprobs) if _wants_logprobs(call) else None
-        body = full_response(call.kind, call.model, text, last.finish_reason, p, c, logprobs=lp)
+        body = dumps(build.full_response(call.kind, call.model, text, last.finish_reason, p, c, logprobs=lp))
         return Result(body, text, last.finish_reason, p, c)
 
     async def stream(self, call: Call) -> AsyncIterator[bytes]:

@@ -17,7 +17,7 @@ from local.engines.base import (
     Engine,
     Result,
     chat_messages,
-    full_response,
+    dumps,
     new_id,
     sse_chunk,
     usage,
@@ -25,6 +25,7 @@ from local.engines.base import (
 from local.engines.http import AiohttpResponse, check_status, make_session, send
 from local.errors import EngineBadResponse, EngineError, EngineUnreachable
 from local.protocol import ChatCompletionRequest, CompletionRequest
+from wire import build
 
 PATHS = {"chat": "/api/chat", "completion": "/api/generate"}
 
@@ -119,7 +120,7 @@ class OllamaEngine(Engine):
             raise EngineBadResponse(self.name, reason="answered a body that is not Ollama JSON") from err
         finish = "length" if data.get("done_reason") == "length" else "stop"
         p, c = int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0)
-        return Result(full_response(call.kind, call.model, text, finish, p, c), text, finish, p, c)
+        return Result(dumps(build.full_response(call.kind, call.model, text, finish, p, c)), text, finish, p, c)
 
     async def stream(self, call: Call) -> AsyncIterator[bytes]:
         resp = await self._post(call, True)

@@ -114,6 +114,9 @@ def test_models_and_generate(stack: tuple[RunningGateway, FakeOpenAI, FakeOpenAI
 def test_health_ready_metrics(stack: tuple[RunningGateway, FakeOpenAI, FakeOpenAI], client: openai.OpenAI) -> None:
     gw = stack[0]
     client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    # time to first token is a stream's metric: one stream, so the test does not lean on an earlier test's
+    for _ in client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True):
+        pass
     assert gw.get("/health", key=None).json() == {"status": "ok"}
     ready = gw.get("/ready", key=None)
     assert ready.status_code == 200 and ready.json()["engines"] == {"vllm": True, "sglang": True}
