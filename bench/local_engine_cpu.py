@@ -137,6 +137,7 @@ async def _embedded_main(args: argparse.Namespace) -> dict[str, Any]:
         max_input_tokens=512,
         max_new_tokens_limit=max(args.new_tokens, 64),
         cpu_threads=args.threads,
+        compile=args.compile,
     )
     engine = EmbeddedEngine(settings)
     t0 = time.perf_counter()
@@ -193,6 +194,8 @@ def run_embedded(args: argparse.Namespace) -> dict[str, Any]:
         str(args.rounds),
         "--concurrency",
         *map(str, args.concurrency),
+        "--compile",
+        args.compile,
     ]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
@@ -389,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="waves of C concurrent requests per concurrency")
     ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="embedded engine dtype")
     ap.add_argument("--threads", type=int, default=None, help="embedded engine torch threads (default: derived)")
+    ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"], help="embedded engine compile setting")
     ap.add_argument("--vllm-python", type=Path, default=DEFAULT_VLLM_PYTHON)
     ap.add_argument("--vllm-url", default=None, help="use this running vLLM server instead of starting one")
     ap.add_argument("--vllm-pid", type=int, default=None, help="with --vllm-url: its API server pid, for the RSS")
