@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from config.local_section import BreakerSpec
-from local.engines.base import SSE_DONE, Call, Engine, Result, new_id, sse_chunk, sse_error, usage
+from local.engines.base import SSE_DONE, Call, Engine, Result, new_id, sse_error, sse_event, usage
 from local.errors import (
     EngineBadResponse,
     EngineError,
@@ -22,6 +22,7 @@ from local.errors import (
 )
 from local.metrics import Metrics
 from local.structured import retry_messages, validation_error
+from wire import build
 from wire.breaker import BreakerState, CircuitBreaker
 from wire.sse import DONE_PAYLOAD, parse_events
 
@@ -496,10 +497,12 @@ def _with_feedback(call: Call, messages: list[dict[str, str]]) -> Call:
 
 async def _replay(call: Call, result: Result) -> AsyncIterator[bytes]:
     rid = new_id(call.kind)
-    yield sse_chunk(call.kind, rid, call.answer_model, result.text, first=True)
-    yield sse_chunk(call.kind, rid, call.answer_model, "", result.finish_reason or "stop")
+    yield sse_event(build.chunk(call.kind, rid, call.answer_model, result.text, first=True))
+    yield sse_event(build.chunk(call.kind, rid, call.answer_model, "", result.finish_reason or "stop"))
     if call.request.include_usage:
-        yield sse_chunk(
-            call.kind, rid, call.answer_model, None, usage_=usage(result.prompt_tokens, result.completion_tokens)
+        yield sse_event(
+            build.chunk(
+                call.kind, rid, call.answer_model, None, usage_=usage(result.prompt_tokens, result.completion_tokens)
+            )
         )
     yield SSE_DONE

@@ -26,8 +26,8 @@ __all__ = [
     "chat_messages",
     "dumps",
     "new_id",
-    "sse_chunk",
     "sse_error",
+    "sse_event",
     "usage",
 ]
 
@@ -146,18 +146,9 @@ def dumps(obj: dict[str, Any]) -> bytes:
     return orjson.dumps(obj)
 
 
-def sse_chunk(
-    kind: str,
-    rid: str,
-    model: str,
-    text: str | None,
-    finish: str | None = None,
-    first: bool = False,
-    usage_: dict[str, int] | None = None,
-    logprobs: Any = None,
-) -> bytes:
-    """One SSE event carrying a stream chunk (:func:`wire.build.chunk`)."""
-    return sse.event(orjson.dumps(build.chunk(kind, rid, model, text, finish, first, usage_, logprobs=logprobs)))
+def sse_event(obj: dict[str, Any]) -> bytes:
+    """One SSE event carrying a :mod:`wire.build` object (a chunk), serialised with orjson."""
+    return sse.event(orjson.dumps(obj))
 
 
 def sse_error(message: str, type_: str = "upstream_error", code: str | None = None) -> bytes:

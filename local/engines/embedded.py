@@ -16,8 +16,8 @@ from local.engines.base import (
     chat_messages,
     dumps,
     new_id,
-    sse_chunk,
     sse_error,
+    sse_event,
     usage,
 )
 from local.errors import EngineError, GatewayError
@@ -131,14 +131,20 @@ class EmbeddedAdapter(Engine):
                     lp = logprobs_json(call.kind, chunk.logprobs, offset) if wants_logprobs else None
                     if wants_logprobs:
                         offset += sum(len(e.token) for e in chunk.logprobs)
-                    yield sse_chunk(call.kind, rid, call.model, chunk.text, first=first, logprobs=lp)
+                    yield sse_event(build.chunk(call.kind, rid, call.model, chunk.text, first=first, logprobs=lp))
                     first = False
                 if chunk.finish_reason is not None:
                     call.prompt_tokens, call.completion_tokens = chunk.prompt_tokens, chunk.completion_tokens
-                    yield sse_chunk(call.kind, rid, call.model, "", chunk.finish_reason)
+                    yield sse_event(build.chunk(call.kind, rid, call.model, "", chunk.finish_reason))
                     if include_usage:
-                        yield sse_chunk(
-                            call.kind, rid, call.model, None, usage_=usage(chunk.prompt_tokens, chunk.completion_tokens)
+                        yield sse_event(
+                            build.chunk(
+                                call.kind,
+                                rid,
+                                call.model,
+                                None,
+                                usage_=usage(chunk.prompt_tokens, chunk.completion_tokens),
+                            )
                         )
                     yield SSE_DONE
                     return

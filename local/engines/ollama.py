@@ -19,7 +19,7 @@ from local.engines.base import (
     chat_messages,
     dumps,
     new_id,
-    sse_chunk,
+    sse_event,
     usage,
 )
 from local.engines.http import AiohttpResponse, check_status, make_session, send
@@ -137,15 +137,15 @@ class OllamaEngine(Engine):
                     raise EngineBadResponse(self.name, reason=f"stream error: {obj['error']}")
                 piece = self._piece(call.kind, obj)
                 if piece or first:
-                    yield sse_chunk(call.kind, rid, call.model, piece, first=first)
+                    yield sse_event(build.chunk(call.kind, rid, call.model, piece, first=first))
                     first = False
                 if obj.get("done"):
                     finish = "length" if obj.get("done_reason") == "length" else "stop"
                     p, c = int(obj.get("prompt_eval_count") or 0), int(obj.get("eval_count") or 0)
                     call.prompt_tokens, call.completion_tokens = p, c
-                    yield sse_chunk(call.kind, rid, call.model, "", finish)
+                    yield sse_event(build.chunk(call.kind, rid, call.model, "", finish))
                     if call.request.include_usage:
-                        yield sse_chunk(call.kind, rid, call.model, None, usage_=usage(p, c))
+                        yield sse_event(build.chunk(call.kind, rid, call.model, None, usage_=usage(p, c)))
                     yield SSE_DONE
                     return
             raise EngineBadResponse(self.name, reason="stream ended without a done message")
