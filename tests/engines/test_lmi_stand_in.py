@@ -22,7 +22,7 @@ from inference.invoke import EndpointClient, InvokeError, main
 from local.vllm_cpu import VllmServer
 from router.targets import CloudTarget
 from tests.engines.conftest import UPSTREAM
-from tests.lmi_stand_in import RunningAdapter, restore_env, set_aws_test_env
+from tests.lmi_stand_in import RunningAdapter, aws_env  # noqa: F401 (aws_env: a fixture, used by pytestmark)
 from tests.local.gateway import KEY, RunningGateway, custom
 
 PROMPT = "The capital of France is"
@@ -31,11 +31,7 @@ TOKENS = 12
 ENDPOINT = "lmi-local"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def aws_env() -> Iterator[None]:
-    old = set_aws_test_env()
-    yield
-    restore_env(old)
+pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 @pytest.fixture(scope="module")

@@ -25,18 +25,14 @@ from config.local_section import EngineSpec
 from inference.invoke import EndpointClient, InvokeError
 from local.lmi_adapter import LmiOptions, OptionsError, options_from_config
 from stacks.container_env import lmi_environment
-from tests.lmi_stand_in import RunningAdapter, restore_env, set_aws_test_env
+from tests.lmi_stand_in import RunningAdapter, aws_env  # noqa: F401 (aws_env: a fixture, used by pytestmark)
 from tests.local.fakes import FakeOpenAI, LoopThread, closed_port, wait_until
 from tests.local.gateway import KEY, RunningGateway, custom
 
 PROMPT = "The capital of France is"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def aws_env() -> Iterator[None]:
-    old = set_aws_test_env()
-    yield
-    restore_env(old)
+pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 @pytest.fixture(scope="module")
