@@ -153,7 +153,8 @@ def cn_id_ok(value: str) -> bool:
 def iban_ok(value: str) -> bool:
     """True when ``value`` (spaces and dashes allowed) is an IBAN of plausible length whose mod-97 check equals 1."""
     s = value.translate(_IBAN_SEPS).upper()
-    if not (15 <= len(s) <= 34 and s[:2] in W.IBAN_COUNTRIES and s[2:4].isdigit() and s.isalnum()):
+    # isascii: the case-blind IBAN patterns also match "İ", "ı", "ſ" and the Kelvin sign, which int(c, 36) rejects
+    if not (15 <= len(s) <= 34 and s[:2] in W.IBAN_COUNTRIES and s[2:4].isdigit() and s.isalnum() and s.isascii()):
         return False
     rearranged = s[4:] + s[:4]
     num = "".join(str(int(c, 36)) for c in rearranged)
@@ -301,6 +302,7 @@ class Detector:
         hits: tuple[list[Hit], list[Hit]] | None = None,
         view: TextView | None = None,
         present: set[str] | None = None,
+        plain: bool = False,
     ) -> list[Finding]:
         """All findings in ``text`` and in its canonical view (``router.normalize``), ordered by position.
 
@@ -311,6 +313,9 @@ class Detector:
                 word passes when complexity scoring needs them too); words of other tables are ignored.
             view: the text's :class:`~router.textview.TextView` if the caller already has it (saves one pass).
             present: the words of ``router.words.PRESENCE_WORDS`` the same word pass found (None: looked up).
+            plain: take no shortcut (the reference the shortcuts are tested against): the number regex over the
+                whole text, every word located, the canonical view built without the word pass's findings and
+                with every at-spelling place tried.
 
         Returns:
             Findings with type and span in ``text`` (a value found only in the canonical view is reported over the
@@ -318,22 +323,26 @@ class Detector:
         """
         if view is None:
             view = TextView.of(text, low)
-        if hits is None:
+        if plain:
+            hits, present = _own_lexicon().hits_in(view), None
+        elif hits is None:
             found = _own_lexicon().words(view)
             hits, present = (found.en, found.other), found.present
-        out = self._scan_view(text, view, hits)
-        canon = normalize.canonical(text, view, present, hits[1])
+        out = self._scan_view(text, view, hits, plain)
+        canon = normalize.canonical(text, view, present, None if plain else hits[1], plain=plain)
         if canon.changed:
             cview = TextView.of(canon.text)
             cfound = _own_lexicon().words(cview)
-            for f in self._scan_view(canon.text, cview, (cfound.en, cfound.other)):
+            for f in self._scan_view(canon.text, cview, (cfound.en, cfound.other), plain):
                 start, end = canon.raw_span(f.start, f.end)
                 out.append(Finding(f.type, start, end))
         return _merge_same_type(out)
 
-    def _scan_view(self, text: str, view: TextView, hits: tuple[list[Hit], list[Hit]]) -> list[Finding]:
+    def _scan_view(
+        self, text: str, view: TextView, hits: tuple[list[Hit], list[Hit]], plain: bool = False
+    ) -> list[Finding]:
         out: list[Finding] = []
-        self._numbers(view, out)
+        self._numbers(view, out, plain)
         if "@" in text:
             self._emails(text, out)
         en_hits, other_hits = hits
@@ -451,7 +460,7 @@ class Detector:
             before = _ZH_ROOM_BEFORE.search(text, max(0, s - 30), s)
             if before:
                 out.append(Finding(ADDRESS, before.start(), e))
-        elif family in ("spelled", "disguise"):
+        elif family == "spelled":
             return  # the canonical view undoes these
         elif family == "zh_street":
             m = _ZH_STREET_TAIL.match(text, e)
