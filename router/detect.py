@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from router import normalize
 from router import words as W
 from router.lexicon import Hit, Lexicon
-from router.textview import DIGIT, LETTER, MATH, NEWLINE, NUMBER_SEP, TAB, TextView
+from router.textview import DIGIT, LETTER, MATH, NEWLINE, NUMBER_SEP, QUESTION, TAB, TextView
 from router.words import (
     ADDRESS,
     BANK_ACCOUNT,
@@ -491,14 +491,19 @@ def _number_matches(view: TextView, plain: bool = False) -> Iterator[re.Match[st
         start, end = run.span()
         if start >= 2 and marks[start - 1] == _LETTER:
             digits = marks.count(DIGIT, start, end)
-            if (
-                digits <= _NUMBER_MAX_DIGITS
-                and text[start - 2 : start].upper() not in W.IBAN_COUNTRIES
-                and not _iban_head_near(text, marks, start, country_before=False)
+            if digits <= _NUMBER_MAX_DIGITS and text[start - 2 : start].upper() not in W.IBAN_COUNTRIES:
+                # _iban_head_near(text, marks, start, country_before=False), inlined (nine order numbers per 4 KB
+                # of the bench text): no digit and no non-ASCII character ("?" in the marks) in the ten characters
+                # before `start` rules out an IBAN head without a search.
+                near = max(2, start - 10)
+                head = (marks.find(DIGIT, near, start) >= 0 or marks.find(QUESTION, near, start) >= 0) and (
+                    _IBAN_HEAD.search(text, near - 2, start + 4) is not None
+                )
                 # digits only (no separator): one match covers them when there are enough for one
-                and ((digits == end - start and digits >= _NUMBER_MIN_DIGITS) or _one_match(text, start, end))
-            ):
-                continue  # a letter cannot start a match, so the one match starts at `start`: a code, not an IBAN
+                if not head and (
+                    (digits == end - start and digits >= _NUMBER_MIN_DIGITS) or _one_match(text, start, end)
+                ):
+                    continue  # a letter cannot start a match, so the one match starts at `start`: a code, not an IBAN
         for m in _NUMBER.finditer(text, max(start - _RUN_LEAD, done), end + 1):  # + 1: a check "X"
             done = m.end()
             yield m
@@ -511,20 +516,14 @@ def _one_match(text: str, start: int, end: int) -> bool:
     return m is not None and m.end() >= end
 
 
-def _iban_head_near(text: str, marks: bytes, s: int, country_before: bool | None = None) -> bool:
-    """True when an IBAN that passes iban_ok could start at ``s`` or up to 12 characters before it.
-
-    Args:
-        text: the text; marks: its marks (``router.textview``); s: where the digits start.
-        country_before: whether ``text[s-2:s]`` names an IBAN country, if the caller checked already.
-    """
+def _iban_head_near(text: str, marks: bytes, s: int) -> bool:
+    """True when an IBAN that passes iban_ok could start at ``s`` or up to 12 characters before it."""
     lo = max(0, s - 12)
     if marks.find(DIGIT, lo + 2, s) < 0 and text[lo + 2 : s].isascii():
         # A head starting at lo or later has its check digits at lo + 2 or later; with none there before s, they
         # can only be text[s:s+2] (ASCII, so the marks see every digit): no search needed.
-        if country_before is None:
-            country_before = text[s - 2 : s].upper() in W.IBAN_COUNTRIES
-        return country_before and text[s : s + 2].isdecimal() and len(text[s : s + 2]) == 2
+        digits = text[s : s + 2]
+        return len(digits) == 2 and digits.isdecimal() and text[s - 2 : s].upper() in W.IBAN_COUNTRIES
     return _IBAN_HEAD.search(text, lo, s + 4) is not None
 
 
