@@ -86,6 +86,7 @@ _NUM_RUN = re.compile(
 )
 _NUM_PIECE = re.compile(rf"(?i){_NUM_TOKEN}")
 _NUM_WORDS_ASCII = tuple(w.encode() for w in (*W.NUMBER_WORDS, *W.REPEAT_WORDS))
+_NUMBER_WORD_SET = frozenset((*W.NUMBER_WORDS, *W.REPEAT_WORDS))
 
 _SPACED = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9@.](?: [A-Za-z0-9@.]){3,}(?![A-Za-z0-9])")
 # In the marks (letter "a", digit "0", space "-", other punctuation "."), two single characters between spaces; a
@@ -227,7 +228,7 @@ def canonical(
         numbers = any(_has_word(low, w) for w in _NUM_WORDS_ASCII)
         spelled = b" at " in low or b" dot " in low
     else:
-        numbers = any(w in present for w in W.NUMBER_WORDS) or any(w in present for w in W.REPEAT_WORDS)
+        numbers = not _NUMBER_WORD_SET.isdisjoint(present)
         spelled = "at" in present or "dot" in present
     if numbers:
         t = _apply(t, _number_words(t), maps)
