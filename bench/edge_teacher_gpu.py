@@ -171,7 +171,8 @@ def run(name, per_lang=16000, freeze=0, epochs=3, lr=5e-5, pool="mean", max_len=
         "lr": lr,
         "pool": pool,
         "max_len": max_len,
-        "gpu_s": round(time.time() - t0, 1),
+        "seconds": round(time.time() - t0, 1),
+        "device": str(dev),
         "by_epoch": hist,
     }
     print(json.dumps(r), flush=True)
