@@ -59,6 +59,8 @@ def _compat_table() -> dict[str, str]:
 
 _COMPAT = _compat_table()
 _ZH_DIGITS = W.ZH_DIGITS
+# What counts as a digit next to a Chinese digit, besides str.isdigit(): Chinese digits and what maps to a digit.
+_DIGITISH = frozenset((*_ZH_DIGITS, *(c for c, a in _COMPAT.items() if a.isdigit())))
 
 
 def _char_class(chars: Iterable[str]) -> str:
@@ -78,14 +80,13 @@ def _char_class(chars: Iterable[str]) -> str:
 
 _ONE_FOR_ONE = re.compile(_char_class(_COMPAT.keys() | _ZH_DIGITS.keys()))
 _COMPAT_TABLE = str.maketrans(_COMPAT)
-_TRIGGER_CHARS = frozenset((*W.ZH_DIGITS, *W.WIDE_DISGUISE_CHARS))
-
 _NUM_TOKEN = "(?:" + "|".join(sorted((*W.NUMBER_WORDS, *W.REPEAT_WORDS), key=len, reverse=True)) + r"|\d{1,6})"
 _NUM_RUN = re.compile(
     rf"(?i)(?<![a-z0-9]){_NUM_TOKEN}(?:(?:[ \t,./\-]{{1,3}}|[ \t]*\r?\n[ \t]*){_NUM_TOKEN}){{3,}}(?![a-z0-9])"
 )
 _NUM_PIECE = re.compile(rf"(?i){_NUM_TOKEN}")
 _NUM_WORDS_ASCII = tuple(w.encode() for w in (*W.NUMBER_WORDS, *W.REPEAT_WORDS))
+_NUMBER_WORD_SET = frozenset((*W.NUMBER_WORDS, *W.REPEAT_WORDS))
 
 _SPACED = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9@.](?: [A-Za-z0-9@.]){3,}(?![A-Za-z0-9])")
 # In the marks (letter "a", digit "0", space "-", other punctuation "."), two single characters between spaces; a
@@ -96,18 +97,31 @@ _LABEL = r"[a-z0-9_%+\-]{1,64}+"
 _AT = r"(?:[ \t]*+(?:\[at\]|\(at\)|\{at\}|<at>|@|艾特|圈a)[ \t]*+|[ \t]++at[ \t]++)"
 _DOT = r"(?:[ \t]*+(?:\[dot\]|\(dot\)|\{dot\}|<dot>|点)[ \t]*+|[ \t]++dot[ \t]++|[ \t]*+[.。][ \t]*+)"
 _TLD = "(?:" + "|".join(sorted(W.EMAIL_TLDS, key=len, reverse=True)) + ")"
-_SPELLED_AT = re.compile(_AT, re.I)
 _SPELLED_LEFT = re.compile(rf"(?i){_LABEL}(?:{_DOT}{_LABEL}){{0,3}}+$")
 _SPELLED_RIGHT = re.compile(rf"(?i)[a-z0-9\-]{{1,63}}(?:{_DOT}[a-z0-9\-]{{1,63}}){{0,3}}?{_DOT}{_TLD}(?![a-z0-9])")
 _DOT_ONLY = re.compile(_DOT, re.I)
 # What must follow an at-spelling for a domain to be possible: a label, then something that can spell a dot.
-_RIGHT_HINT = re.compile(r"(?i)[a-z0-9\-]{1,63}(?:[ \t]*[.。\[(<{]|[ \t]+dot[ \t]|点)")
+_RIGHT_HINT = r"[a-z0-9\-]{1,63}(?:[ \t]*[.。\[(<{]|[ \t]+dot[ \t]|点)"
+# One match per place instead of two: the at-spelling (atomic: when the hint after it fails, no other reading of it
+# is tried, as with a match of _AT alone followed by a match of the hint), then the hint.
+_HINTED_AT = re.compile(rf"(?>{_AT})(?={_RIGHT_HINT})", re.I)
+# The places " at " of _AT_FINDS where _HINTED_AT can match, on the lower-case view: its second form
+# ("[ \t]++at[ \t]++"), then _RIGHT_HINT read permissively, every "?" of the view (a non-ASCII character of the
+# text) standing for anything the pattern accepts there on the text (。, 点, a letter that case-folds to ASCII such
+# as the Kelvin sign). In C, instead of a Python step and a match per " at " ("at the branch": ~0.8 µs each).
+_SPACED_AT_HINTED = re.compile(rb" at(?=[ \t]++[a-z0-9\-?]{1,63}(?:[ \t]*[.?\[(<{]|[ \t]+[d?][o?][t?][ \t]|\?))")
 _AT_NEEDLES = (b" at ", b"[at]", b"(at)", b"{at}", b"<at>", b" @", b"@ ", b"\tat ", b" at\t")
 _AT_NEEDLES_WIDE = ("艾特", "圈a")
-# Where an at-spelling can start (in the lower-cased text): _SPELLED_AT is tried only there.
+# A word pass reports every occurrence of these when no other word holds 艾 or 圈 (a match starting earlier could
+# swallow one, a longer word starting there would hide it): then canonical() reads them off its other-word hits.
+_WIDE_AT_IN_HITS = not any(
+    c in w for w in (*W.DETECT_OTHER_WORDS, *W.COMPLEXITY_OTHER_WORDS) if w not in _AT_NEEDLES_WIDE for c in "艾圈"
+)
+# Where an at-spelling can start (in the lower-cased text): _HINTED_AT is tried only there.
 _AT_FINDS = (b" at ", b" at\t", b"\tat", b"[at]", b"(at)", b"{at}", b"<at>", b"@", b" @")
 _AT_AFTER = (b" ", b"\t")
-_AT_BRACKETS = {b"[": b"]", b"(": b")", b"{": b"}", b"<": b">"}
+# "\tat" (anything after it), then "[at]", "(at)", "{at}", "<at>": an opening byte and what must close it.
+_AT_OPENINGS = ((b"\t", b""), (b"[", b"]"), (b"(", b")"), (b"{", b"}"), (b"<", b">"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +197,7 @@ def canonical(
     view: TextView | None = None,
     present: set[str] | None = None,
     other_hits: Iterable[tuple[str, int, int]] | None = None,
+    plain: bool = False,
 ) -> Canonical:
     """The canonical view of ``text`` (see the module docstring).
 
@@ -191,8 +206,9 @@ def canonical(
         view: its :class:`~router.textview.TextView`, if the caller has it.
         present: the whole words of ``router.words.PRESENCE_WORDS`` the text holds, if a word pass found them
             already; None to look here.
-        other_hits: the non-ASCII word hits of the same pass (they include ``router.words.ZH_DIGITS`` and
-            ``WIDE_DISGUISE_CHARS``); None to look here (one character-class scan, ~15 ns per character).
+        other_hits: the non-ASCII word hits of the same pass (they include the at-spellings 艾特 and 圈a); None to
+            look here.
+        plain: take no shortcut in finding the at-spellings (the reference the shortcuts are tested against).
 
     Returns:
         The view, with ``changed`` False (and no cost beyond the checks) when nothing applies.
@@ -204,15 +220,15 @@ def canonical(
     if "\\" in text:
         t = _apply(t, _escapes(t), maps)
         if t is not text:
-            view, other_hits = TextView.of(t), None  # offsets moved: look for wide characters here
+            view, other_hits = TextView.of(t), None  # offsets moved: look for the wide at-spellings here
     if not view.ascii:
-        t = _one_for_one(t, other_hits)
+        t = _one_for_one(t)
     low = view.low
     if present is None:
         numbers = any(_has_word(low, w) for w in _NUM_WORDS_ASCII)
         spelled = b" at " in low or b" dot " in low
     else:
-        numbers = any(w in present for w in W.NUMBER_WORDS) or any(w in present for w in W.REPEAT_WORDS)
+        numbers = not _NUMBER_WORD_SET.isdisjoint(present)
         spelled = "at" in present or "dot" in present
     if numbers:
         t = _apply(t, _number_words(t), maps)
@@ -220,9 +236,34 @@ def canonical(
     if _SPACED_MARKS.search(tview.marks):
         t = _apply(t, _spaced(t), maps)
         tview = TextView.of(t)
-    if spelled or any(n in low for n in _AT_NEEDLES) or (not view.ascii and any(n in t for n in _AT_NEEDLES_WIDE)):
-        t = _apply(t, _spelled_emails(t, tview.low), maps)
+    # Where "艾特"/"圈a" occur: read off the word pass when the text is still the one it ran on (it finds every
+    # occurrence, see _WIDE_AT_IN_HITS), else searched for.
+    wide_at = (
+        [s for w, s, _ in other_hits if w in _AT_NEEDLES_WIDE]
+        if t is text and other_hits is not None and _WIDE_AT_IN_HITS
+        else None
+    )
+    at_needle = any(n in low for n in _AT_NEEDLES) if plain else _has_at_needle(low)
+    if spelled or at_needle or (not view.ascii and _has_wide_at(t, wide_at)):
+        t = _apply(t, _spelled_emails(t, tview.low, wide_at, plain), maps)
     return Canonical(t, t != text, tuple(maps))
+
+
+def _has_at_needle(low: bytes) -> bool:
+    """``any(n in low for n in _AT_NEEDLES)``, with a memchr first for each needle's rarest byte (most texts hold
+    none of them, and nine whole-text searches cost ~2 µs each at 4 KB)."""
+    if b" at" in low and (b" at " in low or b" at\t" in low):
+        return True
+    for opening, closing in _AT_OPENINGS:
+        if opening in low and opening + b"at" + (closing or b" ") in low:
+            return True
+    return b"@" in low and (b" @" in low or b"@ " in low)
+
+
+def _has_wide_at(t: str, wide_at: list[int] | None) -> bool:
+    if wide_at is not None:
+        return bool(wide_at)
+    return any(n in t for n in _AT_NEEDLES_WIDE)
 
 
 def _escapes(t: str) -> list[tuple[int, int, str]]:
@@ -260,40 +301,43 @@ def _apply(t: str, edits: list[tuple[int, int, str]], maps: list[_Map]) -> str:
     return done[0]
 
 
-def _one_for_one(text: str, other_hits: Iterable[tuple[str, int, int]] | None) -> str:
-    """Compatibility characters and Chinese digits (next to another digit) as ASCII; offsets unchanged."""
-    if other_hits is None:
-        positions = [m.start() for m in _ONE_FOR_ONE.finditer(text)]
-    else:
-        positions = [s for w, s, _ in other_hits if w in _TRIGGER_CHARS]
-    if not positions:
+def _one_for_one(text: str) -> str:
+    """Compatibility characters and Chinese digits (next to another digit) as ASCII; offsets unchanged.
+
+    One character-class scan (~3 ns per character) finds them all. The word pass used to report the commonest of them
+    instead, which missed the rest (Arabic-Indic digits, the ideographic space, full-width letters, subscripts); as
+    words they would cost it more than this scan (each Chinese character that starts a word but not here walks every
+    alternative of its regex).
+    """
+    found = [(m.start(), m.group()) for m in _ONE_FOR_ONE.finditer(text)]
+    if not found:
         return text
-    if any(text[i] in _COMPAT for i in positions):
+    if any(c in _COMPAT for _, c in found):
         text = text.translate(_COMPAT_TABLE)  # rare: full-width letters come along with the digits or "@"
     chars: list[str] | None = None
-    for i in positions:
-        c = text[i]
-        if c in _ZH_DIGITS and _digit_next_to(text, i):
+    for i, c in found:  # a Chinese digit is no compatibility character: the translation left it as it was
+        digit = _ZH_DIGITS.get(c)
+        if digit is not None and _digit_next_to(text, i):
             if chars is None:
                 chars = list(text)
-            chars[i] = _ZH_DIGITS[c]
+            chars[i] = digit
     return text if chars is None else "".join(chars)
 
 
 def _is_digitish(c: str) -> bool:
-    return c.isdigit() or c in _ZH_DIGITS or _COMPAT.get(c, "x").isdigit()
+    return c.isdigit() or c in _DIGITISH
 
 
 def _digit_next_to(text: str, i: int) -> bool:
     """True when a digit (any form) sits next to ``text[i]``, with at most one separator between."""
-    for j in (i - 1, i + 1):
-        if 0 <= j < len(text):
-            c = text[j]
-            if _is_digitish(c):
-                return True
-            k = j + (j - i)
-            if c in _SEPARATORS and 0 <= k < len(text) and _is_digitish(text[k]):
-                return True
+    if i > 0:
+        c = text[i - 1]
+        if c.isdigit() or c in _DIGITISH or (c in _SEPARATORS and i > 1 and _is_digitish(text[i - 2])):
+            return True
+    if i + 1 < len(text):
+        c = text[i + 1]
+        if c.isdigit() or c in _DIGITISH or (c in _SEPARATORS and i + 2 < len(text) and _is_digitish(text[i + 2])):
+            return True
     return False
 
 
@@ -327,16 +371,34 @@ def _spaced(t: str) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), m.group().replace(" ", "")) for m in _SPACED.finditer(t)]
 
 
-def _at_starts(low: bytes) -> set[int]:
-    """Where each of :data:`_AT_FINDS` occurs in ``low``: one search for ``at`` and one for ``@`` (a memchr), the
-    neighbours checked here, instead of one search through the whole text per needle (~25% faster at 4 KB)."""
+def _at_starts(low: bytes, hinted: bool = False) -> set[int]:
+    """Where each of :data:`_AT_FINDS` occurs in ``low``, found with the rarest needles that pin them down.
+
+    ``" at"`` (then the character after it checked here) instead of ``"at"``, which English has in every other word
+    ("that", "rate", "data"); ``"\tat"`` and the bracketed forms only when a tab or an opening bracket occurs at all
+    (a memchr each); ``"@"`` with one memchr. Property-tested equal to one search per needle.
+
+    Args:
+        low: the lower-case ASCII view of a text.
+        hinted: leave out the ``" at "`` places after which no domain can follow (:data:`_SPACED_AT_HINTED`: "at
+            the branch"), which :data:`_HINTED_AT` would reject; only where ``low`` has the text's offsets.
+    """
     starts: set[int] = set()
-    i = low.find(b"at", 1)
-    while i >= 0:
-        before, after = low[i - 1 : i], low[i + 2 : i + 3]
-        if before == b"\t" or (before == b" " and after in _AT_AFTER) or _AT_BRACKETS.get(before) == after:
-            starts.add(i - 1)
-        i = low.find(b"at", i + 2)
+    if hinted:
+        starts.update(m.start() for m in _SPACED_AT_HINTED.finditer(low))
+    else:
+        i = low.find(b" at")
+        while i >= 0:
+            if low[i + 3 : i + 4] in _AT_AFTER:
+                starts.add(i)
+            i = low.find(b" at", i + 3)
+    for opening, closing in _AT_OPENINGS:
+        if opening in low:
+            needle = opening + b"at" + closing
+            i = low.find(needle)
+            while i >= 0:
+                starts.add(i)
+                i = low.find(needle, i + len(needle))
     i = low.find(b"@")
     while i >= 0:
         starts.add(i)
@@ -346,14 +408,24 @@ def _at_starts(low: bytes) -> set[int]:
     return starts
 
 
-def _spelled_emails(t: str, low: bytes) -> list[tuple[int, int, str]]:
+def _spelled_emails(
+    t: str, low: bytes, wide_at: Iterable[int] | None = None, plain: bool = False
+) -> list[tuple[int, int, str]]:
     """E-mail addresses with "@" and "." spelled out (or spaced), written as addresses.
 
     Only the places where an at-spelling occurs are examined (found with plain substring searches): the domain side
     first (an anchored match), the local part only if it matched.
+
+    Args:
+        t: the text.
+        low: its lower-case ASCII view.
+        wide_at: where "艾特"/"圈a" start in ``t``, if known (else searched for).
+        plain: try every place an at-spelling occurs (the reference for :func:`_at_starts`'s ``hinted``).
     """
-    starts = _at_starts(low)
-    if not t.isascii():
+    starts = _at_starts(low, hinted=not plain and len(low) == len(t))  # same length: no "İ" moved the offsets
+    if wide_at is not None:
+        starts.update(wide_at)
+    elif not t.isascii():
         for wide in _AT_NEEDLES_WIDE:
             i = t.find(wide)
             while i >= 0:
@@ -361,8 +433,8 @@ def _spelled_emails(t: str, low: bytes) -> list[tuple[int, int, str]]:
                 i = t.find(wide, i + 1)
     edits = []
     for i in sorted(starts):
-        at = _SPELLED_AT.match(t, i)
-        if not at or not _RIGHT_HINT.match(t, at.end()):
+        at = _HINTED_AT.match(t, i)
+        if not at:
             continue  # " at the branch": no domain-like word follows
         right = _SPELLED_RIGHT.match(t, at.end())
         if not right:

@@ -570,12 +570,6 @@ NUMBER_WORDS = {
     "seven": "7", "eight": "8", "nine": "9",
 }  # fmt: skip
 REPEAT_WORDS = {"double": 2, "triple": 3}
-# Characters whose presence sends a text through the compatibility mapping (found by the Chinese-word pass, which
-# runs anyway): full-width digits and e-mail/number punctuation, circled digits, the ideographic space.
-WIDE_DISGUISE_CHARS = (
-    "０", "１", "２", "３", "４", "５", "６", "７", "８", "９", "＠", "．", "－", "／", "＋", "①", "②", "③", "④", "⑤", "⑥",
-    "⑦", "⑧", "⑨", "⓪",
-)  # fmt: skip
 # Chinese digits, everyday and financial (大写) forms, 〇/零, and 幺 (1 read out in phone numbers), 两 (2).
 ZH_DIGITS = {
     "〇": "0", "零": "0", "一": "1", "幺": "1", "壹": "1", "弌": "1", "二": "2", "两": "2", "贰": "2", "貳": "2",
@@ -634,7 +628,6 @@ ZH_TRIGGERS: dict[str, str] = (
     | {w: "zh_region" for w in ZH_REGION_WORDS}
     | {w: "zh_room" for w in ZH_ROOM_WORDS}
     | {w: "spelled" for w in ("艾特", "圈a")}
-    | {c: "disguise" for c in (*ZH_DIGITS, *WIDE_DISGUISE_CHARS)}
 )
 DETECT_EN_WORDS = tuple(EN_TRIGGERS)  # located: every occurrence is reported
 DETECT_OTHER_WORDS = tuple(ZH_TRIGGERS)

@@ -7,14 +7,20 @@ slower route it replaces, on fixed cases and on random texts built from the piec
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router import complexity, detect, normalize
+from bench.router import prompt
+from router import complexity, detect, normalize, variants
+from router.decision import Decider
 from router.detect import Detector
 from router.lexicon import shared
+from router.protocol import parse_request
+from router.settings import Settings
 from router.textview import TextView
 
 DETECTION_WORDS = frozenset(detect.EN_WORDS)
@@ -182,3 +188,140 @@ AT_PIECES = [" at ", "at", " at\t", "\tat", "[at]", "(at)", "{at}", "<at>", "[at
 def test_at_starts_match_one_search_per_needle(text: str) -> None:
     low = text.encode()
     assert normalize._at_starts(low) == _at_starts_reference(low)
+
+
+# ---------------------------------------------------------------- the decision's fast path against the plain one
+# Every shortcut of detection (the digit-run prefilter, the order-number skip, the word pass's findings handed to the
+# canonical view, the " at " places dropped before a match) must find what the plain route finds: a shortcut that
+# skipped a value would send it to the cloud. Cases come from the disguise generator (every type and disguise, both
+# splits, a seed of their own), set into bank text, Chinese text, look-alikes and the pieces each shortcut keys on.
+GENERATED = [c for split in variants.SPLITS for c in variants.generate(split, 11)]
+FILLER = [
+    prompt(600, "mixed"),
+    prompt(600, "english"),
+    "order ORD20231128001234 shipped, hotline 95588, rate 3.85%, v2.3.1 ",
+    "我想咨询一下信用卡的年费政策，还有积分兑换的规则。",
+    " at the branch ",
+    "写一段",
+    "\u3000",
+    "٣٤٥",
+    "ｊｏｈｎ",
+    "₂₁",
+    "\u212a",
+    "İ",
+    " dot ",
+    "点",
+    "。",
+    "\t",
+    "(at)",
+    "@",
+    "\\u0034",
+    "",
+]
+
+
+def _decision_path_scan(text: str) -> list[detect.Finding]:
+    """Detection as ``Decider.decide`` runs it: one shared word pass handed to the detector."""
+    view = TextView.of(text)
+    words = shared().words(view)
+    return Detector().scan(text, hits=(words.en, words.other), view=view, present=words.present)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    case=st.sampled_from(GENERATED),
+    before=st.lists(st.sampled_from(FILLER), max_size=3).map("".join),
+    after=st.lists(st.sampled_from(FILLER), max_size=3).map("".join),
+    glue=st.sampled_from(["", " ", "\n", "，"]),
+)
+def test_fast_path_finds_what_the_plain_path_finds(case: variants.Case, before: str, after: str, glue: str) -> None:
+    text = before + glue + case.text + glue + after
+    fast = _decision_path_scan(text)
+    assert fast == Detector().scan(text, plain=True)
+    if case.types and not before and not after:  # around other text a context word may rightly make a look-alike
+        assert fast, f"{case.types} / {case.disguise} not found"
+
+
+def test_every_compatibility_digit_and_space_reaches_the_canonical_view() -> None:
+    # The word pass reported only some compatibility characters; the canonical view trusted it and left the others
+    # (other scripts' digits, the ideographic space, subscripts, full-width letters) as they were: these went out.
+    for text, kind in (
+        ("my card ٤١١١ ١١١١ ١١١١ ١١١١ thanks", "card"),  # Arabic-Indic digits
+        ("卡号 ۴۱۱۱۱۱۱۱۱۱۱۱۱۱۱", "bank_account"),  # Persian digits
+        ("card 4111\u30001111\u30001111\u30001111", "card"),  # ideographic spaces
+        ("ssn ₂₁₉-₀₉-₉₉₉₉", "ssn"),  # subscript digits
+        ("mail ｊｏｈｎ@gmail.com", "email"),  # full-width letters, ASCII @
+        ("card ४१११ १११११ १११ १११११", "bank_account"),  # Devanagari digits
+    ):
+        assert kind in {f.type for f in _decision_path_scan(text)}, text
+        req = parse_request(json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]}).encode())
+        decision, _ = Decider(Settings()).decide(req)
+        assert decision.sensitive_types and not decision.cloud_allowed(), text
+
+
+def test_case_blind_iban_match_with_dotted_capital_i_is_no_crash() -> None:
+    # _IBAN_ANYCASE matches "İ" (its lower case is "i"); iban_ok then raised ValueError in int(c, 36): a 500.
+    text = "IBAN gb68lrzc24241456İ0000 please"
+    assert not detect.iban_ok("gb68lrzc24241456İ0000")
+    req = parse_request(json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]}).encode())
+    decision, _ = Decider(Settings()).decide(req)
+    assert decision.reason
+
+
+AT_HINT_PIECES = [
+    " at ",
+    " at\t",
+    "\tat ",
+    " AT ",
+    "at",
+    "[at]",
+    "@",
+    "john",
+    "gmail",
+    " dot ",
+    " DOT ",
+    ".",
+    "。",
+    "点",
+    "com",
+    "cn",
+    "\u212a",  # Kelvin sign: matches "k" case-blind
+    "ſ",
+    "İ",
+    "我",
+    "the branch",
+    "-",
+    "  ",
+    "(",
+    "[dot]",
+]
+
+
+@given(text=st.lists(st.sampled_from(AT_HINT_PIECES), max_size=14).map("".join))
+@settings(max_examples=400, deadline=None)
+def test_spaced_at_prefilter_drops_only_places_the_hint_rejects(text: str) -> None:
+    view = TextView.of(text)
+    low = view.low
+    reference = re.compile(normalize._AT, re.I)  # the two-step route: the at-spelling, then the hint after it
+    hint = re.compile(normalize._RIGHT_HINT, re.I)
+
+    def accepted(starts: set[int]) -> set[int]:
+        out = set()
+        for i in starts:
+            at = reference.match(text, i)
+            fused = normalize._HINTED_AT.match(text, i)
+            assert (fused is not None) == bool(at and hint.match(text, at.end()))
+            if fused:
+                assert fused.end() == at.end()  # type: ignore[union-attr]
+                out.add(i)
+        return out
+
+    everywhere = normalize._at_starts(low)
+    if len(low) == len(text):
+        assert accepted(normalize._at_starts(low, hinted=True)) == accepted(everywhere)
+    assert normalize._has_at_needle(low) == any(n in low for n in normalize._AT_NEEDLES)
+    fast, plain = normalize.canonical(text, view), normalize.canonical(text, view, plain=True)
+    assert fast.text == plain.text
+    assert [fast.raw_span(i, i + 1) for i in range(len(fast.text))] == [
+        plain.raw_span(i, i + 1) for i in range(len(plain.text))
+    ]
