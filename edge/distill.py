@@ -78,6 +78,7 @@ def distill(
     cfg: EdgeStudentConfig,
     max_len: int,
     seed: int,
+    bf16: bool = False,
 ) -> float:
     """Train ``student`` on the teacher's logits for ``train`` (``soft_targets``, same order) and the labels.
 
@@ -102,5 +103,6 @@ def distill(
         rng=np.random.default_rng(seed + 1),
         loss_fn=kd_loss,
         desc="student",
+        bf16=bf16,
     )
     return accuracy(student, validation, tok, max_len)

@@ -232,17 +232,19 @@ def _tokenizer(ctx: Context, st: State) -> None:
 
 
 def _teacher(ctx: Context, st: State) -> None:
-    from edge.teacher import build_teacher, load_model, save_model, train_teacher
+    from edge.teacher import build_teacher, load_model, save_model, train_teacher, use_bf16
 
     cfg, tok = ctx.cfg, st.tokenizer
     assert tok is not None
     num_labels = len(cfg.data.labels)
 
+    bf16 = use_bf16(cfg.train_precision)
+
     def build(d: Path) -> None:
         model = build_teacher(
             cfg.teacher, tok.get_vocab_size(), num_labels, cfg.max_seq_len, cfg.seed, st.dirs["tokenizer"]
         )
-        acc, soft = train_teacher(model, st.train, st.validation, tok, cfg.teacher, cfg.seed)
+        acc, soft = train_teacher(model, st.train, st.validation, tok, cfg.teacher, cfg.seed, bf16)
         save_model(model, d)
         np.save(d / "train_logits.npy", soft)
         (d / "metrics.json").write_text(json.dumps({"validation_accuracy": acc}))
@@ -250,6 +252,7 @@ def _teacher(ctx: Context, st: State) -> None:
     inputs = {
         "tok": st.keys["tokenizer"],
         "teacher": cfg.teacher.model_dump(),
+        "bf16": bf16,
         "seed": cfg.seed,
         "len": cfg.max_seq_len,
         **st.versions,
@@ -266,9 +269,10 @@ def _teacher(ctx: Context, st: State) -> None:
 
 def _student(ctx: Context, st: State) -> None:
     from edge.distill import distill, make_student
-    from edge.teacher import load_model, save_model
+    from edge.teacher import load_model, save_model, use_bf16
 
     cfg, teacher, tok = ctx.cfg, st.teacher, st.tokenizer
+    bf16 = use_bf16(cfg.train_precision)
     assert teacher is not None and tok is not None
     n_layers = cfg.student_layers(int(teacher.config.num_hidden_layers))
     if cfg.student.freeze_layers >= n_layers:
@@ -280,11 +284,19 @@ def _student(ctx: Context, st: State) -> None:
     def build(d: Path) -> None:
         student = make_student(teacher, n_layers)
         soft = np.load(st.dirs["teacher"] / "train_logits.npy")
-        acc = distill(student, soft, st.train, st.validation, tok, cfg.student, cfg.teacher.train_max_len, cfg.seed)
+        acc = distill(
+            student, soft, st.train, st.validation, tok, cfg.student, cfg.teacher.train_max_len, cfg.seed, bf16
+        )
         save_model(student, d)
         (d / "metrics.json").write_text(json.dumps({"validation_accuracy": acc}))
 
-    inputs = {"teacher": st.keys["teacher"], "student": cfg.student.model_dump(), "layers": n_layers, "seed": cfg.seed}
+    inputs = {
+        "teacher": st.keys["teacher"],
+        "student": cfg.student.model_dump(),
+        "layers": n_layers,
+        "bf16": bf16,
+        "seed": cfg.seed,
+    }
     st.dirs["student"], st.keys["student"] = ctx.step("student", inputs, build)
     st.student = load_model(st.dirs["student"])
     ctx.console.print(f"student: {json.loads((st.dirs['student'] / 'metrics.json').read_text())}")
@@ -319,14 +331,16 @@ def _onnx(ctx: Context, st: State) -> None:
 
 def _quantize(ctx: Context, st: State) -> None:
     """Dynamic INT8 (CPU) and static symmetric Q/DQ on MatMul/Gather (TensorRT-ready) ONNX variants."""
-    from edge.quantize import quantize_dynamic_int8, quantize_static_qdq
+    from edge.quantize import DYNAMIC_INT8_RECIPE, quantize_dynamic_int8, quantize_static_qdq
     from edge.tokenizer import encode
 
     cfg, tok, fp32 = ctx.cfg, st.tokenizer, st.artifacts["onnx_fp32"]
     assert tok is not None
     if "onnx_int8" in cfg.variants:
         d, _ = ctx.step(
-            "onnx_int8", {"onnx": st.keys["onnx"]}, lambda d: quantize_dynamic_int8(fp32, d / "student.int8.onnx")
+            "onnx_int8",
+            {"onnx": st.keys["onnx"], "recipe": DYNAMIC_INT8_RECIPE},
+            lambda d: quantize_dynamic_int8(fp32, d / "student.int8.onnx"),
         )
         st.artifacts["onnx_int8"] = d / "student.int8.onnx"
     if "onnx_qdq" in cfg.variants:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +15,9 @@ from tokenizers import Tokenizer
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
 
-from config.edge_section import EdgeTeacherConfig
+from config.edge_section import EdgeTeacherConfig, TrainPrecision
 from edge.dataset import Example
 from edge.errors import EdgeInputError
 from edge.tokenizer import encode
@@ -34,6 +36,37 @@ class LogitsModel(nn.Module):
         return logits
 
 
+def mean_pool(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average of the hidden states ``[batch, len, hidden]`` over the unmasked positions -> ``[batch, hidden]``."""
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+class MeanPoolBertForSequenceClassification(BertForSequenceClassification):
+    """A BERT classifier over the masked mean of the last hidden states instead of the [CLS] pooler.
+
+    multilingual-e5 was pretrained to embed a text as that mean, so the classifier starts from a meaningful sentence
+    vector rather than a fresh pooler over a [CLS] state nothing trained. ``config.pooling == "mean"`` marks it
+    in ``config.json`` (:func:`load_model` reads it back); it has no pooler weights.
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self.bert.pooler = None
+        self.post_init()
+
+    def forward(  # the (input_ids, attention_mask) subset every runner uses
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any
+    ) -> SequenceClassifierOutput:
+        """Logits from the mean-pooled last hidden states."""
+        h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return SequenceClassifierOutput(logits=self.classifier(self.dropout(mean_pool(h, attention_mask))))
+
+
+def _classifier_class(pooling: str) -> type[BertForSequenceClassification]:
+    return MeanPoolBertForSequenceClassification if pooling == "mean" else BertForSequenceClassification
+
+
 def build_teacher(
     cfg: EdgeTeacherConfig, vocab_size: int, num_labels: int, max_positions: int, seed: int, init: Path | None = None
 ) -> nn.Module:
@@ -47,9 +80,19 @@ def build_teacher(
     """
     torch.manual_seed(seed)
     if cfg.hub_id is not None:
-        from transformers import AutoModelForSequenceClassification
+        from transformers import AutoConfig, AutoModelForSequenceClassification
 
-        model = AutoModelForSequenceClassification.from_pretrained(cfg.hub_id, num_labels=num_labels)
+        if cfg.pooling == "mean":
+            kind = AutoConfig.from_pretrained(cfg.hub_id).model_type
+            if kind != "bert":
+                raise EdgeInputError(
+                    f"edge.teacher.pooling: 'mean' is wired for BERT encoders, {cfg.hub_id} is {kind!r}; use 'cls'"
+                )
+            model: PreTrainedModel = MeanPoolBertForSequenceClassification.from_pretrained(
+                cfg.hub_id, num_labels=num_labels, pooling="mean"
+            )
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(cfg.hub_id, num_labels=num_labels)
         if model.config.num_labels != num_labels:
             raise EdgeInputError(
                 f"edge.data.labels: {num_labels} labels but {cfg.hub_id} has {model.config.num_labels} outputs"
@@ -64,9 +107,10 @@ def build_teacher(
         kwargs: dict[str, Any] = {
             **bert_config_kwargs(e5, len(meta["keep"]), cfg.pretrained_layers),
             "num_labels": num_labels,
+            "pooling": cfg.pooling,
         }
         config = BertConfig(**kwargs)
-        model = BertForSequenceClassification(config)
+        model = _classifier_class(cfg.pooling)(config)
         state = {k: torch.from_numpy(v) for k, v in to_bert_state(e5, meta["keep"], cfg.pretrained_layers).items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
         new = sorted(k for k in missing if not k.startswith(("bert.pooler.", "classifier.")))
@@ -83,8 +127,9 @@ def build_teacher(
         intermediate_size=cfg.intermediate_size,
         max_position_embeddings=max_positions,
         num_labels=num_labels,
+        pooling=cfg.pooling,
     )
-    return BertForSequenceClassification(bert)
+    return _classifier_class(cfg.pooling)(bert)
 
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]
@@ -169,7 +214,8 @@ def upper_logits(model: nn.Module, h: torch.Tensor, mask: torch.Tensor, n_layers
     ext = _additive_mask(mask)
     for layer in bert.encoder.layer[n_layers:]:
         h = layer(h, attention_mask=ext)
-    logits: torch.Tensor = classifier(dropout(bert.pooler(h)))
+    pooled = mean_pool(h, mask) if isinstance(model, MeanPoolBertForSequenceClassification) else bert.pooler(h)
+    logits: torch.Tensor = classifier(dropout(pooled))
     return logits
 
 
@@ -181,6 +227,18 @@ def accuracy(model: nn.Module, examples: list[Example], tok: Tokenizer, max_len:
     for ids, mask, labels, _ in batches(examples, tok, batch_size, None, max_len):
         hits += int((model(input_ids=ids, attention_mask=mask).logits.argmax(-1) == labels).sum())
     return hits / max(1, len(examples))
+
+
+def use_bf16(precision: TrainPrecision) -> bool:
+    """Whether training runs its matmuls in bfloat16: asked for, or ``auto`` on a CPU with native bf16 support."""
+    if precision == "auto":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return precision == "bfloat16"
+
+
+def train_autocast(bf16: bool) -> contextlib.AbstractContextManager[Any]:
+    """bfloat16 autocast on CPU (weights, optimizer state and the loss stay float32), or nothing."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 #: ``loss_fn(logits, labels, example_indices)``: cross-entropy for the teacher, distillation for the student.
@@ -200,12 +258,14 @@ def fit(
     rng: np.random.Generator,
     loss_fn: LossFn,
     desc: str,
+    bf16: bool = False,
 ) -> np.ndarray:
     """The training loop teacher and student share: AdamW, warm-up then linear decay, ``loss_fn`` on the logits.
 
     With ``freeze_layers > 0`` the embeddings and the first ``freeze_layers`` encoder layers are frozen and run
     once per training batch (eval mode) before the first epoch; every epoch then trains only the layers above on
-    those cached states, which is what makes a 12-layer teacher trainable on a 2-core CPU.
+    those cached states, which is what makes a 12-layer teacher trainable on a 2-core CPU. With ``bf16`` every
+    forward pass runs under bfloat16 autocast (:func:`use_bf16`); parameters, gradients and AdamW stay float32.
 
     Returns:
         The trained model's logits (eval mode) on every training example, in ``train`` order: the teacher's soft
@@ -221,9 +281,9 @@ def fit(
             for p in layer.parameters():
                 p.requires_grad_(False)
         model.eval()
-        with torch.no_grad():  # not inference_mode: these tensors feed the trained layers' autograd graph
+        with torch.no_grad(), train_autocast(bf16):  # not inference_mode: these feed the trained layers' autograd graph
             for i, (ids, mask, _, _) in enumerate(tqdm(all_batches, desc=f"{desc} (frozen layers)", unit="batch")):
-                cached[i] = lower_states(model, ids, mask, freeze_layers)
+                cached[i] = lower_states(model, ids, mask, freeze_layers).float()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01)
     steps = epochs * len(all_batches)
@@ -234,11 +294,12 @@ def fit(
         for i in rng.permutation(len(all_batches)):
             ids, mask, labels, idx = all_batches[i]
             h = cached[i]
-            if h is not None:
-                logits = upper_logits(model, h, mask, freeze_layers)
-            else:
-                logits = model(input_ids=ids, attention_mask=mask).logits
-            loss = loss_fn(logits, labels, idx)
+            with train_autocast(bf16):
+                if h is not None:
+                    logits = upper_logits(model, h, mask, freeze_layers)
+                else:
+                    logits = model(input_ids=ids, attention_mask=mask).logits
+            loss = loss_fn(logits.float(), labels, idx)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -248,7 +309,7 @@ def fit(
     bar.close()
     model.eval()
     out = np.zeros((len(train), int(cast(Any, model).config.num_labels)), dtype=np.float32)
-    with torch.no_grad():
+    with torch.no_grad(), train_autocast(bf16):
         for (ids, mask, _, idx), h in zip(all_batches, cached, strict=True):
             logits = (
                 upper_logits(model, h, mask, freeze_layers)
@@ -268,6 +329,7 @@ def train_teacher(
     tok: Tokenizer,
     cfg: EdgeTeacherConfig,
     seed: int,
+    bf16: bool = False,
 ) -> tuple[float, np.ndarray]:
     """Fine-tune with cross-entropy and AdamW (linear decay).
 
@@ -291,6 +353,7 @@ def train_teacher(
         rng=np.random.default_rng(seed),
         loss_fn=cross_entropy,
         desc="teacher",
+        bf16=bf16,
     )
     return accuracy(model, validation, tok, cfg.train_max_len), soft
 
@@ -302,11 +365,16 @@ def save_model(model: nn.Module, out: Path) -> None:
 
 
 def load_model(dir_: Path, attn_implementation: str | None = None) -> PreTrainedModel:
-    """Load a saved classifier in eval mode (``attn_implementation="eager"`` for converters that need it)."""
-    from transformers import AutoModelForSequenceClassification
+    """Load a saved classifier in eval mode (``attn_implementation="eager"`` for converters that need it).
+
+    A model saved with ``pooling: mean`` in its config comes back as :class:`MeanPoolBertForSequenceClassification`.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    model: PreTrainedModel = AutoModelForSequenceClassification.from_pretrained(str(dir_), **kwargs)
+    mean = getattr(AutoConfig.from_pretrained(str(dir_)), "pooling", "cls") == "mean"
+    loader: Any = MeanPoolBertForSequenceClassification if mean else AutoModelForSequenceClassification
+    model: PreTrainedModel = loader.from_pretrained(str(dir_), **kwargs)
     return model.eval()
 
 

@@ -127,6 +127,18 @@ def test_qdq_variant_is_restricted_to_matmul_and_gather(tiny_run: tuple[EdgeConf
     assert "LayerNormalization" in {n.op_type for n in model.graph.node}
 
 
+def test_dynamic_int8_is_fused_and_per_channel(tiny_run: tuple[EdgeConfig, dict[str, Any]]) -> None:
+    cfg, _ = tiny_run
+    model = onnx.load(str(Path(cfg.out_dir) / "onnx" / "student.int8.onnx"))
+    ops = {n.op_type for n in model.graph.node}
+    # ONNX Runtime's BERT fusions ran on the FP32 graph before quantizing, and the weight MatMuls are INT8.
+    assert {"SkipLayerNormalization", "MatMulInteger"} <= ops, ops
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    weight_zero_points = [inits[n.input[3]] for n in model.graph.node if n.op_type == "MatMulInteger"]
+    # Per-channel: each INT8 weight carries one zero point (and scale) per output column, not one per tensor.
+    assert weight_zero_points and all(z.ndim == 1 and z.size > 1 for z in weight_zero_points)
+
+
 def test_mobile_files_match_the_tokenizer(tiny_run: tuple[EdgeConfig, dict[str, Any]]) -> None:
     cfg, _ = tiny_run
     mobile = Path(cfg.out_dir) / "mobile"

@@ -122,3 +122,73 @@ def test_floors_and_service_gate_trip() -> None:
     ok = VariantResult("teacher", "pytorch", None, None, 1, 1, accuracy=0.9, accuracy_by_lang={"en": 0.9, "zh": 0.9})
     ok.service_accuracy = 0.9
     assert apply_gates([ok], cfg) == [] and ok.gate_ok
+
+
+def _mean_pool_model() -> torch.nn.Module:
+    from config.edge_section import EdgeTeacherConfig
+    from edge.teacher import build_teacher
+
+    cfg = EdgeTeacherConfig(
+        pretrained=None, pooling="mean", hidden_size=16, num_layers=3, num_heads=2, intermediate_size=32
+    )
+    return build_teacher(cfg, vocab_size=50, num_labels=2, max_positions=32, seed=0).eval()
+
+
+def test_mean_pooling_reads_only_real_tokens_and_survives_save_load(tmp_path: Path) -> None:
+    from edge.distill import make_student
+    from edge.teacher import MeanPoolBertForSequenceClassification, load_model, lower_states, save_model, upper_logits
+
+    model = _mean_pool_model()
+    assert isinstance(model, MeanPoolBertForSequenceClassification) and model.bert.pooler is None
+    ids = torch.randint(5, 50, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[0, 5:] = 0
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        # Whatever sits in the padded positions must not move the sentence vector.
+        other = ids.clone()
+        other[0, 5:] = 7
+        assert torch.allclose(model(input_ids=other, attention_mask=mask).logits[0], logits[0], atol=1e-5)
+        # The frozen-layer split forward (training) computes the same logits as the whole model (export).
+        split = upper_logits(model, lower_states(model, ids, mask, 1), mask, 1)
+        assert torch.allclose(split, logits, atol=1e-5)
+    save_model(model, tmp_path / "m")
+    back = load_model(tmp_path / "m")
+    assert isinstance(back, MeanPoolBertForSequenceClassification)
+    with torch.no_grad():
+        assert torch.allclose(back(input_ids=ids, attention_mask=mask).logits, logits, atol=1e-6)
+    assert isinstance(make_student(model, 1), MeanPoolBertForSequenceClassification)
+
+
+def test_bf16_training_keeps_float32_weights_and_learns() -> None:
+    from edge.dataset import Example
+    from edge.teacher import fit, use_bf16
+
+    assert use_bf16("float32") is False and use_bf16("bfloat16") is True
+    model = _mean_pool_model()
+
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    tok = Tokenizer(WordLevel({"[PAD]": 0, "[UNK]": 1, "good": 2, "bad": 3, "very": 4}, unk_token="[UNK]"))
+    tok.pre_tokenizer = Whitespace()
+    train = [Example("very " * (i % 4) + "good", 1) for i in range(32)]
+    train += [Example("very " * (i % 4) + "bad", 0) for i in range(32)]
+    out = fit(
+        model,
+        train,
+        tok,
+        epochs=8,
+        batch_size=16,
+        learning_rate=3e-3,
+        freeze_layers=1,
+        max_len=16,
+        rng=np.random.default_rng(0),
+        loss_fn=lambda z, y, _: torch.nn.functional.cross_entropy(z, y),
+        desc="bf16",
+        bf16=True,
+    )
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert out.dtype == np.float32 and out.shape == (64, 2)
+    assert (out.argmax(1) == np.array([e.label for e in train])).mean() == 1.0
