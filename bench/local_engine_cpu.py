@@ -137,6 +137,7 @@ async def _embedded_main(args: argparse.Namespace) -> dict[str, Any]:
         max_input_tokens=512,
         max_new_tokens_limit=max(args.new_tokens, 64),
         cpu_threads=args.threads,
+        cpu_linear_threads=args.linear_threads,
         compile=args.compile,
     )
     engine = EmbeddedEngine(settings)
@@ -199,6 +200,8 @@ def run_embedded(args: argparse.Namespace) -> dict[str, Any]:
     ]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    if args.linear_threads:
+        cmd += ["--linear-threads", str(args.linear_threads)]
     proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True, check=True)
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
@@ -392,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="waves of C concurrent requests per concurrency")
     ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="embedded engine dtype")
     ap.add_argument("--threads", type=int, default=None, help="embedded engine torch threads (default: derived)")
+    ap.add_argument("--linear-threads", type=int, default=None, help="embedded engine threads for linear layers only")
     ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"], help="embedded engine compile setting")
     ap.add_argument("--vllm-python", type=Path, default=DEFAULT_VLLM_PYTHON)
     ap.add_argument("--vllm-url", default=None, help="use this running vLLM server instead of starting one")

@@ -45,10 +45,14 @@ class PackedLinear(torch.nn.Module):
 
     Args:
         linear: the layer to replace (its weight is copied and reordered; the original can be freed).
+        threads: torch threads for this product only (None: the process setting). A decode step streams every weight
+            once and one core's memory bandwidth bounds it; more threads here read faster, while the many small ops
+            between the products stay on the process setting, where extra threads only add synchronisation.
     """
 
-    def __init__(self, linear: torch.nn.Linear) -> None:
+    def __init__(self, linear: torch.nn.Linear, threads: int | None = None) -> None:
         super().__init__()
+        self.threads = threads
         self.in_features = linear.in_features
         self.out_features = linear.out_features
         weight = linear.weight.detach()
@@ -58,11 +62,19 @@ class PackedLinear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ W.T + b`` for any leading shape."""
-        out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        if self.threads is None:
+            out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+            return out
+        base = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            out = torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        finally:
+            torch.set_num_threads(base)
         return out
 
 
-def pack_linears(model: Any, dtype: torch.dtype) -> int:
+def pack_linears(model: Any, dtype: torch.dtype, threads: int | None = None) -> int:
     """Replace every ``nn.Linear`` of ``model`` (including a tied LM head) with a :class:`PackedLinear`.
 
     Embeddings stay as they are (a tied head gets its own packed copy; the embedding table keeps the lookup).
@@ -84,5 +96,5 @@ def pack_linears(model: Any, dtype: torch.dtype) -> int:
     for name, module in targets:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, PackedLinear(module))
+        setattr(parent, attr, PackedLinear(module, threads))
     return len(targets)

@@ -111,7 +111,7 @@ def load_model_and_tokenizer(settings: EmbeddedSettings, placement: Placement) -
         model = model.to(placement.device)  # type: ignore[arg-type]  # transformers' stub types .to() narrowly
     model.eval()
     if placement.device.type == "cpu" and settings.cpu_onednn:
-        pack_linears(model, placement.dtype)
+        pack_linears(model, placement.dtype, settings.cpu_linear_threads)
     if settings.attn_implementation == "slot" or (
         settings.attn_implementation == "auto" and placement.device.type == "cuda"
     ):

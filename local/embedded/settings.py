@@ -35,6 +35,13 @@ class EmbeddedSettings(BaseModel):
         le=1024,
         description="torch threads on cpu; default: half the CPUs this process may use (one on a 2-core box)",
     )
+    cpu_linear_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="cpu: torch threads for the (oneDNN-packed) linear layers only; default: cpu_threads. On a "
+        "dedicated host, every core here streams the weights faster (docs/benchmarks/local_engine_cpu.md)",
+    )
     cpu_onednn: bool = Field(
         default=True, description="cpu: run linear layers through oneDNN with weights packed once at load"
     )

@@ -36,6 +36,7 @@ def build_embedded_engine(spec: EngineSpec) -> EmbeddedEngineProtocol:
         "dtype": spec.dtype,
         "max_batch_size": spec.max_batch_size,
         "load_in_4bit": spec.load_in_4bit,
+        "cpu_linear_threads": spec.cpu_linear_threads,
         "model_name": spec.models[0],
         "max_input_tokens": spec.max_input_tokens,
         "max_new_tokens_limit": spec.max_new_tokens,
