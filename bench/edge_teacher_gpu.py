@@ -41,25 +41,10 @@ def prepare(out: Path, per_lang: int = 16000) -> None:
     """Run the pipeline's data + tokenizer steps (all the training text) and save the converted e5 base in fp16."""
     import shutil
 
-    from rich.console import Console
-
-    from config.edge_section import EdgeConfig
-    from edge import pipeline as P
+    from bench.edge_scratch import run_steps
     from edge.teacher import build_teacher
 
-    cfg = EdgeConfig.model_validate(
-        {
-            "cache_dir": str(out / "cache"),
-            "out_dir": str(out / "out"),
-            "data": {"packages_dir": str(ROOT / "edge/.cache/packages"), "train_per_language": per_lang},
-        }
-    )
-    ctx = P.Context(cfg=cfg, root=ROOT, console=Console(stderr=True))
-    P.preflight(ctx)
-    ctx.cache.mkdir(parents=True, exist_ok=True)
-    st = P.State(versions=P._versions())
-    P._data(ctx, st)
-    P._tokenizer(ctx, st)
+    cfg, st = run_steps(out, {"data": {"train_per_language": per_lang}})
     assert st.tokenizer is not None
     model = build_teacher(
         cfg.teacher, st.tokenizer.get_vocab_size(), 2, cfg.max_seq_len, cfg.seed, st.dirs["tokenizer"]

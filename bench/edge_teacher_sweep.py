@@ -15,30 +15,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rich.console import Console
-
-from config.edge_section import EdgeConfig
-from edge import pipeline as P
+from bench.edge_scratch import run_steps
 from edge.teacher import accuracy
 
-ROOT = Path(__file__).resolve().parents[1]
 over = json.loads(sys.argv[1])
-SCRATCH = Path(tempfile.gettempdir()) / "edge-teacher-sweep"
-cfg = EdgeConfig.model_validate(
-    {
-        "cache_dir": str(SCRATCH / "cache"),
-        "out_dir": str(SCRATCH / "out"),
-        "data": {"packages_dir": str(ROOT / "edge/.cache/packages"), **over.get("data", {})},
-        "teacher": over.get("teacher", {}),
-    }
-)
-ctx = P.Context(cfg=cfg, root=ROOT, console=Console(stderr=True))
-P.preflight(ctx)
-ctx.cache.mkdir(parents=True, exist_ok=True)
-st = P.State(versions=P._versions())
 t0 = time.time()
-for step in (P._data, P._tokenizer, P._teacher):
-    step(ctx, st)
+cfg, st = run_steps(Path(tempfile.gettempdir()) / "edge-teacher-sweep", over, ("data", "tokenizer", "teacher"))
 wall = time.time() - t0
 assert st.teacher is not None and st.tokenizer is not None
 cpu = resource.getrusage(resource.RUSAGE_SELF)

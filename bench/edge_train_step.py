@@ -24,10 +24,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from rich.console import Console  # noqa: E402
 
-from config.edge_section import EdgeConfig  # noqa: E402
-from edge import pipeline as P  # noqa: E402
+from bench.edge_scratch import run_steps  # noqa: E402
 from edge.teacher import batches, build_teacher, lower_states, train_autocast, upper_logits  # noqa: E402
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,22 +33,11 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--steps", type=int, default=12, help="steps per block (the first 2 are not timed)")
 ap.add_argument("--blocks", type=int, default=2, help="blocks per precision, alternating")
 args = ap.parse_args()
+if args.steps < 3:
+    ap.error(f"--steps: {args.steps} leaves no timed step (the first 2 warm up); use 3 or more")
 torch.set_num_threads(args.threads)
 
-scratch = Path(tempfile.gettempdir()) / "edge-train-step"
-cfg = EdgeConfig.model_validate(
-    {
-        "cache_dir": str(scratch / "cache"),
-        "out_dir": str(scratch / "out"),
-        "data": {"packages_dir": str(ROOT / "edge/.cache/packages")},
-    }
-)
-ctx = P.Context(cfg=cfg, root=ROOT, console=Console(stderr=True))
-P.preflight(ctx)
-ctx.cache.mkdir(parents=True, exist_ok=True)
-st = P.State(versions=P._versions())
-P._data(ctx, st)
-P._tokenizer(ctx, st)
+cfg, st = run_steps(Path(tempfile.gettempdir()) / "edge-train-step", {})
 assert st.tokenizer is not None
 model: Any = build_teacher(cfg.teacher, st.tokenizer.get_vocab_size(), 2, cfg.max_seq_len, 0, st.dirs["tokenizer"])
 rng = np.random.default_rng(0)
