@@ -56,8 +56,8 @@ def prepare(out: Path, per_lang: int = 16000) -> None:
     shutil.rmtree(out / "cache")
 
 
-# The GPU host has torch/transformers/tokenizers but not pydantic, so edge.teacher (which imports the typed config)
-# is not importable there: the two pooling heads are restated here, matching edge.teacher's.
+# The GPU host is promised torch, transformers and tokenizers only (shared/TOOLCHAIN.md), not pydantic, so edge.teacher
+# (it imports the typed config) may not import there: the two pooling heads are restated here, matching edge.teacher's.
 class Mean(nn.Module):
     def __init__(self, m):
         super().__init__()
