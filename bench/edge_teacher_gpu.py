@@ -56,8 +56,9 @@ def prepare(out: Path, per_lang: int = 16000) -> None:
     shutil.rmtree(out / "cache")
 
 
-# The GPU host is promised torch, transformers and tokenizers only (shared/TOOLCHAIN.md), not pydantic, so edge.teacher
-# (it imports the typed config) may not import there: the two pooling heads are restated here, matching edge.teacher's.
+# The GPU host is promised torch, transformers and tokenizers only (shared/TOOLCHAIN.md). edge.teacher needs pydantic
+# (it imports the typed config; checked by importing it with pydantic blocked), so its pooling heads, length-bucketed
+# batches and warm-up schedule are restated here, matching edge.teacher's; the data and e5 weights are the pipeline's.
 class Mean(nn.Module):
     def __init__(self, m):
         super().__init__()

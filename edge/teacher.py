@@ -21,6 +21,7 @@ from config.edge_section import EdgeTeacherConfig, TrainPrecision
 from edge.dataset import Example
 from edge.errors import EdgeInputError
 from edge.tokenizer import encode
+from local.embedded.cpu import native_bf16
 
 
 class LogitsModel(nn.Module):
@@ -232,7 +233,7 @@ def accuracy(model: nn.Module, examples: list[Example], tok: Tokenizer, max_len:
 def use_bf16(precision: TrainPrecision) -> bool:
     """Whether training runs its matmuls in bfloat16: asked for, or ``auto`` on a CPU with native bf16 support."""
     if precision == "auto":
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        return native_bf16()
     return precision == "bfloat16"
 
 

@@ -29,8 +29,15 @@ def default_cpu_threads() -> int:
     return max(1, cpus // 2)
 
 
+def native_bf16() -> bool:
+    """True when this CPU multiplies bfloat16 in hardware (AVX-512 BF16 or AMX); oneDNN also runs bfloat16 on plain
+    AVX-512 by converting to float32, which is slower than float32 itself. The one answer to "train or serve in
+    bfloat16 by default?" (the embedded engine's ``dtype: auto``, edge training's ``train_precision: auto``)."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def onednn_supports(dtype: torch.dtype) -> bool:
-    """True when oneDNN can run packed linears in ``dtype`` here (bfloat16 needs AVX-512 BF16 or AMX)."""
+    """True when oneDNN can run packed linears in ``dtype`` here (bfloat16: natively or emulated on AVX-512)."""
     if not torch.backends.mkldnn.is_available():
         return False
     if dtype == torch.float32:

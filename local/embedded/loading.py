@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from local.embedded.attention import use_slot_attention
-from local.embedded.cpu import onednn_supports, pack_linears
+from local.embedded.cpu import native_bf16, onednn_supports, pack_linears
 from local.embedded.errors import EngineSetupError
 from local.embedded.memory import GIB, Architecture, Footprint, core_kv_tokens
 from local.embedded.settings import EmbeddedSettings
@@ -36,7 +36,7 @@ def auto_dtype(device: torch.device) -> torch.dtype:
     runs it natively (AVX-512 BF16 or AMX: half the weight bytes per token, see local.embedded.cpu), else float32."""
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if onednn_supports(torch.bfloat16) else torch.float32
+    return torch.bfloat16 if native_bf16() and onednn_supports(torch.bfloat16) else torch.float32
 
 
 def resolve_placement(settings: EmbeddedSettings) -> Placement:

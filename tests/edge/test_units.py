@@ -163,8 +163,10 @@ def test_mean_pooling_reads_only_real_tokens_and_survives_save_load(tmp_path: Pa
 def test_bf16_training_keeps_float32_weights_and_learns() -> None:
     from edge.dataset import Example
     from edge.teacher import fit, use_bf16
+    from local.embedded.cpu import native_bf16
 
     assert use_bf16("float32") is False and use_bf16("bfloat16") is True
+    assert use_bf16("auto") is native_bf16()  # the same answer the embedded engine's dtype: auto uses
     model = _mean_pool_model()
 
     from tokenizers import Tokenizer

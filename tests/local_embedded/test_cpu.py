@@ -55,3 +55,16 @@ def test_linear_threads_engine_matches_generate(model_dirs: dict[str, Path]) -> 
 def test_linear_threads_is_validated(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="cpu_linear_threads"):
         EmbeddedSettings(model_dir=tmp_path, cpu_linear_threads=0)
+
+
+@pytest.mark.parametrize(("native", "want"), [(True, torch.bfloat16), (False, torch.float32)])
+def test_auto_dtype_is_bfloat16_only_where_the_cpu_multiplies_it_natively(
+    monkeypatch: pytest.MonkeyPatch, native: bool, want: torch.dtype
+) -> None:
+    """oneDNN runs bfloat16 on any AVX-512 CPU by converting to float32 (slower than float32): auto must not pick it
+    there, whatever oneDNN reports."""
+    from local.embedded import loading
+
+    monkeypatch.setattr(loading, "native_bf16", lambda: native)
+    monkeypatch.setattr(loading, "onednn_supports", lambda dtype: True)
+    assert loading.auto_dtype(torch.device("cpu")) == want
