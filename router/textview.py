@@ -10,7 +10,9 @@ reads them; the Chinese words and the checks at each hit read the text itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from bisect import bisect_right
+from dataclasses import dataclass, field
 
 # ``marks``: one byte per character saying what it is, for the digit-run and punctuation passes.
 DIGIT = b"0"  # 0-9
@@ -43,6 +45,18 @@ def _marks_table() -> bytes:
 
 _MARKS = _marks_table()
 
+# The wide view (TextView.wide): each stretch of non-ASCII characters with this many characters of context before and
+# after it, stretches closer than WIDE_GAP merged, joined by NUL. Passes that look for non-ASCII characters (Chinese
+# words, compatibility characters) scan it instead of the whole text: ~3 ns per character either way, and a mixed
+# English/Chinese text's wide view is a fifth of it.
+WIDE_BEFORE = 2
+WIDE_AFTER = 4
+WIDE_JOIN = "\x00"
+# "?" in the marks: a non-ASCII character (or an ASCII "?", which only widens a stretch). "\?[?]*+" scans ~8x faster
+# than "\?+" in re (a literal first, not a repeat).
+_WIDE_GAP = WIDE_BEFORE + WIDE_AFTER + 1
+_STRETCH = re.compile(rb"\?[?]*+(?:[^?]{1,%d}\?[?]*+)*+" % _WIDE_GAP)
+
 # The only characters whose lower case is ASCII or longer than one character (checked over all of Unicode): with
 # them the text's ``lower()`` is needed to keep its offsets and word forms exactly as before.
 _ODD_LOWER = ("\u0130", "\u212a")  # İ -> "i̇" (two characters), Kelvin sign -> "k"
@@ -67,6 +81,9 @@ class TextView:
     low: bytes
     marks: bytes
     lower: str | None
+    _wide: list = field(  # type: ignore[type-arg]  # wide(): the view, its spans, then from_wide()'s tables
+        default_factory=list, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, text: str, lower: str | None = None) -> TextView:
@@ -85,7 +102,36 @@ class TextView:
             lower = text.lower()
         view = text.encode("ascii", "replace")
         low = view.lower() if lower is None else lower.encode("ascii", "replace")
-        return cls(text, is_ascii, low, view.translate(_MARKS), lower)
+        return cls(text, is_ascii, low, view.translate(_MARKS), lower, [])
+
+    def wide(self) -> str:
+        """The text's non-ASCII stretches with their context, for passes that only start at non-ASCII characters.
+
+        Every non-ASCII character of the text is in the wide view with at least :data:`WIDE_BEFORE` characters
+        before it and :data:`WIDE_AFTER` after it as in the text (fewer only where the text itself ends); pieces
+        are joined by :data:`WIDE_JOIN`. Built on first use and kept; :meth:`from_wide` maps a position back.
+        """
+        if not self._wide:
+            text = self.text
+            spans = [m.span() for m in _STRETCH.finditer(self.marks)]
+            pieces = [text[s - WIDE_BEFORE if s > WIDE_BEFORE else 0 : e + WIDE_AFTER] for s, e in spans]
+            self._wide.append(WIDE_JOIN.join(pieces))
+            self._wide.append(spans)
+        return self._wide[0]
+
+    def from_wide(self, pos: int) -> int:
+        """The text offset of position ``pos`` of :meth:`wide` (``pos`` inside a piece, not on a join)."""
+        if len(self._wide) == 2:  # first call: where each piece starts in the wide view and in the text
+            starts, origins, at, n = [], [], 0, len(self.text)
+            for s, e in self._wide[1]:
+                origin = s - WIDE_BEFORE if s > WIDE_BEFORE else 0
+                starts.append(at)
+                origins.append(origin)
+                at += min(e + WIDE_AFTER, n) - origin + len(WIDE_JOIN)
+            self._wide.extend((starts, origins))
+        starts, origins = self._wide[2], self._wide[3]
+        k = bisect_right(starts, pos) - 1
+        return origins[k] + pos - starts[k]
 
     def lower_slice(self, start: int, end: int) -> str:
         """``text.lower()[start:end]`` without lower-casing the whole text."""

@@ -11,14 +11,14 @@ import json
 import math
 import re
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bench.router import prompt
 from router import complexity, detect, normalize, variants
 from router.decision import Decider
 from router.detect import Detector
-from router.lexicon import shared
+from router.lexicon import Lexicon, shared
 from router.protocol import parse_request
 from router.settings import Settings
 from router.textview import TextView
@@ -216,6 +216,10 @@ FILLER = [
     "(at)",
     "@",
     "\\u0034",
+    "我想咨询一下，第一个问题",
+    "三 5",
+    "ORD12345678 ",
+    "gb12345678901 ",
     "",
 ]
 
@@ -325,3 +329,181 @@ def test_spaced_at_prefilter_drops_only_places_the_hint_rejects(text: str) -> No
     assert [fast.raw_span(i, i + 1) for i in range(len(fast.text))] == [
         plain.raw_span(i, i + 1) for i in range(len(plain.text))
     ]
+
+
+# ---------------------------------------------------------------- the wide view and the scans that read it
+def test_characters_read_as_never_digit_like_are_none() -> None:
+    # _ONE_FOR_ONE_FAST trusts _NOT_DIGITISH: a digit-like character in it would leave a Chinese digit next to a
+    # digit unconverted (四1 would stay a look-alike's "四1" instead of "41"), and a value would reach the cloud.
+    everything = "".join(map(chr, range(0x110000)))
+    never = re.findall(f"[{normalize._NOT_DIGITISH}]", everything)
+    assert len(never) > 20_000
+    assert not [c for c in never if normalize._is_digitish(c)]
+
+
+ONE_FOR_ONE_PIECES = [
+    *normalize._ZH_DIGITS,
+    "下",
+    "个",
+    "第",
+    "，",
+    "。",
+    "：",
+    "？",
+    "\u3000",
+    "１",
+    "－",
+    "／",
+    "ａ",
+    "＠",
+    "٣",
+    "४",
+    "²",
+    "₂",
+    "①",
+    "➀",
+    "𝟘",
+    "😀",
+    "’",
+    "é",
+    "0",
+    "7",
+    " ",
+    "-",
+    ".",
+    "/",
+    "\t",
+    "\n",
+    "\x00",
+    "?",
+    "a",
+    "card ",
+    "x" * 9,
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.sampled_from(ONE_FOR_ONE_PIECES), max_size=40).map("".join))
+def test_one_for_one_on_the_wide_view_changes_what_the_plain_scan_changes(text: str) -> None:
+    plain = normalize._one_for_one(text, plain=True)
+    assert normalize._one_for_one(text) == plain
+    assert normalize._one_for_one(text, TextView.of(text)) == plain
+    view = TextView.of(text)
+    assert normalize.canonical(text, view).text == normalize.canonical(text, view, plain=True).text
+
+
+def test_wide_view_keeps_every_non_ascii_character_with_its_context() -> None:
+    text = "ab我c" + "x" * 20 + "叫" + "yy" + "张" + "z" * 3
+    view = TextView.of(text)
+    wide = view.wide()
+    assert wide == "ab我c" + "x" * 3 + "\x00" + "xx叫yy张zzz"
+    for i, c in enumerate(wide):
+        if c != "\x00":
+            assert text[view.from_wide(i)] == c
+    assert TextView.of("我").wide() == "我"
+
+
+OTHER_WORD_PIECES = sorted(set(detect.OTHER_WORDS) | set(complexity.OTHER_WORDS))
+OTHER_PIECES = [
+    *OTHER_WORD_PIECES,
+    *{w[0] for w in OTHER_WORD_PIECES},
+    *{w[:-1] for w in OTHER_WORD_PIECES if len(w) > 2},
+    "圈",
+    "a",
+    "A",
+    "我",
+    "想",
+    "，",
+    "😀",
+    "’",
+    "?",
+    "\x00",
+    " ",
+    "x" * 5,
+    "x" * 7,
+    "x" * 8,
+    "order 123 ",
+    "bcdefgh",
+    "x y",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.sampled_from(OTHER_PIECES), max_size=30).map("".join))
+@example(text="圈abcdefgh 我x y 想? 圈a")
+def test_other_words_on_the_wide_view_are_the_whole_text_matches(text: str) -> None:
+    lex = shared()
+    view = TextView.of(text)
+    plain = [(m.group(), m.start(), m.end()) for m in lex._other.finditer(text)] if not view.ascii else []
+    assert lex.words(view).other == plain
+    assert lex.hits_in(view)[1] == plain
+    # words with ASCII after their first character, longer than the context the wide view keeps after one
+    long_tails = Lexicon([], ["圈abcdefgh", "圈ab", "我x y", "想?"])
+    tails = [(m.group(), m.start(), m.end()) for m in long_tails._other.finditer(text)]
+    assert long_tails.words(view).other == tails
+
+
+RUN_PIECES = [
+    "ORD",
+    "ord",
+    "Ref",
+    "x",
+    "de",
+    "DE",
+    "gb",
+    "Gb",
+    "ıt",  # dotless i: "ıt".upper() is "IT", a country
+    "ſe",  # long s: "ſe".upper() is "SE"
+    "K",
+    "\u212a",
+    "?",
+    "我",
+    " ",
+    "-",
+    ".",
+    "/",
+    "\n",
+    "+",
+    ",",
+    "a" * 9,
+    "order ",
+    "1",
+    "12",
+    "1234567",
+    "12345678901234",
+    "2023112800123456789012345678901234",
+    "X",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.sampled_from(RUN_PIECES), min_size=1, max_size=14).map("".join))
+def test_digit_view_skips_only_order_numbers_the_python_step_skips(text: str) -> None:
+    view = TextView.of(text)
+    fast = [m.span() for m in detect._number_matches(view)]
+    # the marks' route: every run, each skipped or not in Python (what _number_matches does for a text with "İ")
+    marks_view = TextView(view.text, view.ascii, view.low, view.marks, view.text.lower(), [])
+    assert fast == [m.span() for m in detect._number_matches(marks_view)]
+    fast_found: list[detect.Finding] = []
+    plain_found: list[detect.Finding] = []
+    Detector._numbers(view, fast_found)
+    Detector._numbers(view, plain_found, plain=True)
+    assert fast_found == plain_found
+
+
+def test_digit_view_skip_window_and_country_edges() -> None:
+    # An IBAN head, a digit or a non-ASCII character up to ten characters before an order number keeps it for the
+    # Python step; a country code right before the digits too. Each offset is checked against the marks' route.
+    cases = [
+        head + "x" * k + glue + digits
+        for head in ("gb12", "DE89 ", "7", "我", "?", "")
+        for k in range(12)
+        for glue in ("ORD", "ord", "de", "GB", "ıt", "x")
+        for digits in ("1234567", "123456", "20231128001234", "1" * 36, "1234567 8", "1234567-")
+    ]
+    for text in cases:
+        view = TextView.of(text)
+        marks_view = TextView(view.text, view.ascii, view.low, view.marks, view.text.lower(), [])
+        assert [m.span() for m in detect._number_matches(view)] == [
+            m.span() for m in detect._number_matches(marks_view)
+        ], text
