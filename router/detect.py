@@ -82,13 +82,15 @@ _DIGIT_VIEW = bytes.maketrans(
     bytes(c for c in range(128) if not chr(c).isalnum() and chr(c) not in "?|") + b"0123456789",
     b"-" * sum(1 for c in range(128) if not chr(c).isalnum() and chr(c) not in "?|") + b"0" * 10,
 )
-# Written as it reads one digit in (after the run's first "0").
+# Checked once a run holds six digits (ordinary numbers, "3.85", "95588", never get that far): six digits glued to a
+# letter with no digit and no "?" in the nine characters before it and no country code right before the digits; then
+# 1-29 more digits (7-35 in all) and nothing that continues the run.
 _SKIPPED_RUN = (
-    b"(?<=[a-z]0)(?<=[^0?]{9}[a-z]0)(?<!(?:"
+    b"(?<=[^0?]{9}[a-z]0{6})(?<!(?:"
     + _country_alternation_lower(W.IBAN_COUNTRIES)
-    + b")0)0{%d,%d}+(?!-{0,3}+0)" % (_NUMBER_MIN_DIGITS - 1, _NUMBER_MAX_DIGITS - 1)
+    + b")0{6})0{%d,%d}+(?!-{0,3}+0)" % (_NUMBER_MIN_DIGITS - 6, _NUMBER_MAX_DIGITS - 6)
 )
-_DIGIT_RUN_KEPT = re.compile(b"0(?<!00)(?!" + _SKIPPED_RUN + b")" + (b"(?:-{0,3}+0)" * 5) + b"(?:-{0,3}+0)*+")
+_DIGIT_RUN_KEPT = re.compile(b"0(?<!00)" + b"(?:-{0,3}+0)" * 5 + b"(?!" + _SKIPPED_RUN + b")(?:-{0,3}+0)*+")
 _RUN_LEAD = 4  # a match may start this many characters before its first digit ("+", then 3 separators)
 _LETTER = LETTER[0]  # an ASCII letter in the marks
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
