@@ -93,7 +93,9 @@ class FusedDecoder(torch.nn.Module):
         dtype = self.embed.dtype
         positions = torch.arange(context_len)[None]
         cos, sin = inner.rotary_emb(torch.zeros((), dtype=dtype), positions)
-        self.cos, self.sin = cos[0].contiguous(), sin[0].contiguous()  # [context, head_dim], the model's dtype
+        self.cos = cos[0].contiguous()  # [context, head_dim], the model's dtype
+        half = self.head_dim // 2
+        self.signed_sin = torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1).contiguous()
 
     def get_output_embeddings(self) -> PackedLinear:
         """The LM head (``out_features`` is the vocabulary size)."""
@@ -121,15 +123,15 @@ class FusedDecoder(torch.nn.Module):
         qk_heads = heads + kv_heads
         h = F.embedding(input_ids, self.embed)
         cos = self.cos[position_ids][:, :, None]  # [rows, width, 1, dim]: one angle table for q's and k's heads
-        sin = self.sin[position_ids][:, :, None]
-        norm_shape = (self.hidden,)
+        sin = self.signed_sin[position_ids][:, :, None]
         half = dim // 2
         for index, layer in enumerate(self._stack):
-            x = F.rms_norm(h, norm_shape, None, self.eps)  # the norm's gain is folded into the weights
+            x = self._rms_norm(h)
             qkv = layer.qkv(x).view(rows, width, qk_heads + kv_heads, dim)
             qk = qkv[:, :, :qk_heads]
-            rotated = torch.cat((-qk[..., half:], qk[..., :half]), dim=-1)
-            qk = qk * cos + rotated * sin
+            # Rotary embedding, q's and k's heads together: x*cos + rotate_half(x)*sin, where rotate_half(x)*sin is
+            # the halves swapped times the sine table with its first half negated (3 kernels instead of 5).
+            qk = torch.addcmul(qk * cos, torch.roll(qk, half, dims=-1), sin)
             q = qk[:, :, :heads].transpose(1, 2)
             keys, values = past_key_values.update(
                 qk[:, :, heads:].transpose(1, 2), qkv[:, :, qk_heads:].transpose(1, 2), index
@@ -147,12 +149,22 @@ class FusedDecoder(torch.nn.Module):
                 )
                 att = att.transpose(1, 2).reshape(rows, width, heads * dim)
             h = h + layer.o(att)
-            x = F.rms_norm(h, norm_shape, None, self.eps)
+            x = self._rms_norm(h)
             gate_up = layer.gate_up(x)
             h = h + layer.down(F.silu(gate_up[..., : self.intermediate]) * gate_up[..., self.intermediate :])
         if logits_to_keep is not None:
             h = h[torch.arange(rows, device=h.device)[:, None], logits_to_keep]
-        return _Out(logits=self._logits(F.rms_norm(h, norm_shape, None, self.eps)))
+        return _Out(logits=self._logits(self._rms_norm(h)))
+
+    def _rms_norm(self, h: torch.Tensor) -> torch.Tensor:
+        """RMSNorm without its gain (folded into the next product's weights), as LayerNorm of ``[h, -h]``.
+
+        ``[h, -h]`` has mean 0 and variance ``mean(h**2)``, so its LayerNorm is ``h / sqrt(mean(h**2) + eps)`` and its
+        negation: exactly RMSNorm, with the same eps. LayerNorm is one native kernel on the CPU; ``F.rms_norm`` is
+        ~7 (upcast, square, mean, add, rsqrt, multiply, downcast): 11-14 us fewer per norm, 61 norms per step.
+        """
+        both = torch.cat((h, h.neg()), dim=-1)
+        return F.layer_norm(both, (2 * self.hidden,), None, None, self.eps)[..., : self.hidden]
 
     def _logits(self, normed: torch.Tensor) -> torch.Tensor:
         """float32 logits: the packed head's, with the top :data:`REFINED_LOGITS` per position recomputed in float32."""

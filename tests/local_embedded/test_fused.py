@@ -127,7 +127,7 @@ def test_a_fused_forward_that_disagrees_is_not_used(monkeypatch: pytest.MonkeyPa
 
     def broken(self: FusedDecoder, model: Any, context_len: int) -> None:
         built(self, model, context_len)
-        self.sin = -self.sin
+        self.signed_sin = -self.signed_sin
 
     monkeypatch.setattr(FusedDecoder, "__init__", broken)
     with caplog.at_level(logging.WARNING, logger="local.embedded.fused"):
