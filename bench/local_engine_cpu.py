@@ -138,6 +138,7 @@ async def _embedded_main(args: argparse.Namespace) -> dict[str, Any]:
         max_new_tokens_limit=max(args.new_tokens, 64),
         cpu_threads=args.threads,
         cpu_linear_threads=args.linear_threads,
+        cpu_fused=args.fused == "on",
         compile=args.compile,
     )
     engine = EmbeddedEngine(settings)
@@ -167,11 +168,17 @@ async def _embedded_main(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  embedded c={c} round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
         rows[str(c)] = summarize(results, time.perf_counter() - t0, _self_cpu_seconds() - cpu0)
         rows[str(c)]["load_average"] = round(os.getloadavg()[0], 2)
+    scheduler = engine._scheduler
+    tuner = getattr(scheduler, "_tuner", None)
+    fused = type(getattr(engine, "_model", None)).__name__ == "FusedDecoder"
     await engine.stop()
     return {
         "load_s": round(load_s, 2),
         "dtype": str(engine.placement.dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
+        "fused": fused,
+        "linear_threads": args.linear_threads,
+        "tuner": None if tuner is None else {"final": tuner.current, "switches": tuner.switches},
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "sample": sample[3],
         "rows": rows,
@@ -197,11 +204,13 @@ def run_embedded(args: argparse.Namespace) -> dict[str, Any]:
         *map(str, args.concurrency),
         "--compile",
         args.compile,
+        "--linear-threads",
+        str(args.linear_threads),
+        "--fused",
+        args.fused,
     ]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
-    if args.linear_threads:
-        cmd += ["--linear-threads", str(args.linear_threads)]
     proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True, check=True)
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
@@ -395,7 +404,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="waves of C concurrent requests per concurrency")
     ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="embedded engine dtype")
     ap.add_argument("--threads", type=int, default=None, help="embedded engine torch threads (default: derived)")
-    ap.add_argument("--linear-threads", type=int, default=None, help="embedded engine threads for linear layers only")
+    ap.add_argument(
+        "--linear-threads",
+        type=lambda v: v if v == "auto" else int(v),
+        default="auto",
+        help="embedded engine threads for linear layers only: a number, or auto (measured while serving)",
+    )
+    ap.add_argument("--fused", default="on", choices=["on", "off"], help="embedded engine's fused CPU forward")
     ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"], help="embedded engine compile setting")
     ap.add_argument("--vllm-python", type=Path, default=DEFAULT_VLLM_PYTHON)
     ap.add_argument("--vllm-url", default=None, help="use this running vLLM server instead of starting one")

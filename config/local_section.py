@@ -71,12 +71,10 @@ class EngineSpec(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     load_in_4bit: bool = Field(default=False, description="embedded: bitsandbytes 4-bit (GPU only)")
-    cpu_linear_threads: int | None = Field(
-        default=None,
-        ge=1,
-        le=1024,
-        description="embedded on cpu: threads for the linear layers only (default: the engine's thread count); "
-        "every core of a dedicated host streams the weights faster, a shared one gets slower",
+    cpu_linear_threads: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
+        default="auto",
+        description="embedded on cpu: threads for the linear layers only; auto: measured while serving, the "
+        "engine's thread count or every CPU, whichever decodes faster (a shared box favours the first)",
     )
     max_batch_size: int = Field(default=16, ge=1, le=1024)
     # The KV cache holds max_input_tokens + max_new_tokens per sequence; the default fits every model we ship (the

@@ -20,13 +20,17 @@ import torch
 logger = logging.getLogger(__name__)
 
 
+def cpu_count() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def default_cpu_threads() -> int:
     """Torch threads for a CPU engine: half the CPUs this process may run on (physical cores on SMT machines)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus // 2)
+    return max(1, cpu_count() // 2)
 
 
 def native_bf16() -> bool:
@@ -79,6 +83,102 @@ class PackedLinear(torch.nn.Module):
         finally:
             torch.set_num_threads(base)
         return out
+
+
+def set_linear_threads(model: Any, threads: int | None) -> int:
+    """Run every :class:`PackedLinear` of ``model`` on ``threads`` torch threads (None: the process setting).
+
+    Returns:
+        how many layers were set.
+    """
+    layers = [m for m in model.modules() if isinstance(m, PackedLinear)]
+    for layer in layers:
+        layer.threads = threads
+    return len(layers)
+
+
+class ThreadTuner:
+    """Picks the packed linear layers' thread count from the decode steps the engine times anyway.
+
+    One thread per two CPUs is the safe default on a shared box (a second thread that the kernel has scheduled out
+    stalls every product's barrier: 2.2x slower steps beside one busy process), while on an idle or dedicated host
+    every core streams the weights and a step is ~1.2x faster (docs/benchmarks/local_engine_cpu.md). Which one holds
+    changes with the neighbours, so the tuner keeps measuring: every ``interval`` steps it runs ``probe_steps`` steps
+    on the other choice and keeps whichever had the lower median step time at the same batch size (by ``margin``).
+    A probe that loses doubles the interval (up to ``max_interval``), so a choice that keeps losing costs a few
+    steps in a thousand; one that wins resets it.
+
+    Args:
+        model: the module whose :class:`PackedLinear` layers the choice applies to.
+        choices: the two thread counts, the first the starting one.
+        probe_steps: steps timed per choice for one comparison.
+        interval: steps between probes at first (and after a probe that switched).
+        max_interval: the longest gap between probes.
+        margin: the relative gain a probe needs to switch.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        choices: tuple[int, int],
+        probe_steps: int = 4,
+        interval: int = 16,
+        max_interval: int = 1024,
+        margin: float = 0.05,
+    ) -> None:
+        self._model = model
+        self.choices = choices
+        self.current = choices[0]
+        self._probe_steps = probe_steps
+        self._base_interval = interval
+        self._interval = interval
+        self._max_interval = max_interval
+        self._margin = margin
+        self._since = 0
+        self._recent: list[tuple[int, float]] = []  # the current choice's last steps: (rows, seconds)
+        self._probe: list[tuple[int, float]] | None = None
+        self.switches = 0
+        set_linear_threads(model, self.current)
+
+    @property
+    def probing(self) -> bool:
+        """Whether the steps now run on the other choice, being measured."""
+        return self._probe is not None
+
+    def observe(self, rows: int, seconds: float) -> None:
+        """Record one decode step (``rows`` sequences, ``seconds`` of wall time) and start or end a probe."""
+        if self._probe is None:
+            self._recent = [*self._recent[-(self._probe_steps - 1) :], (rows, seconds)]
+            self._since += 1
+            if self._since >= self._interval and len(self._recent) == self._probe_steps:
+                self._probe = []
+                set_linear_threads(self._model, self._other())
+            return
+        self._probe.append((rows, seconds))
+        if len(self._probe) < self._probe_steps:
+            return
+        probe, self._probe, self._since = self._probe, None, 0
+        same_rows = {r for r, _ in probe} == {r for r, _ in self._recent} and len({r for r, _ in probe}) == 1
+        if same_rows and _median(probe) < _median(self._recent) * (1 - self._margin):
+            self.current = self._other()
+            self.switches += 1
+            self._interval = self._base_interval
+            self._recent = probe
+            logger.info("linear layers now on %d thread(s): %.1f ms per step", self.current, 1e3 * _median(probe))
+        else:
+            # Lost, or the batch changed size mid-probe (not comparable): back off and stay.
+            if same_rows:
+                self._interval = min(self._max_interval, self._interval * 2)
+            self._recent = []
+        set_linear_threads(self._model, self.current)
+
+    def _other(self) -> int:
+        return self.choices[1] if self.current == self.choices[0] else self.choices[0]
+
+
+def _median(steps: list[tuple[int, float]]) -> float:
+    times = sorted(s for _, s in steps)
+    return times[len(times) // 2]
 
 
 def pack_linears(model: Any, dtype: torch.dtype, threads: int | None = None) -> int:

@@ -12,8 +12,17 @@ from typing import Any
 import torch
 
 from local.embedded.attention import use_slot_attention
-from local.embedded.cpu import native_bf16, onednn_supports, pack_linears
+from local.embedded.cpu import (
+    ThreadTuner,
+    cpu_count,
+    default_cpu_threads,
+    native_bf16,
+    onednn_supports,
+    pack_linears,
+    set_linear_threads,
+)
 from local.embedded.errors import EngineSetupError
+from local.embedded.fused import FusedDecoder, fuse_for_cpu
 from local.embedded.memory import GIB, Architecture, Footprint, core_kv_tokens
 from local.embedded.settings import EmbeddedSettings
 
@@ -110,13 +119,33 @@ def load_model_and_tokenizer(settings: EmbeddedSettings, placement: Placement) -
     if not placement.load_in_4bit:
         model = model.to(placement.device)  # type: ignore[arg-type]  # transformers' stub types .to() narrowly
     model.eval()
-    if placement.device.type == "cpu" and settings.cpu_onednn:
-        pack_linears(model, placement.dtype, settings.cpu_linear_threads)
-    if settings.attn_implementation == "slot" or (
-        settings.attn_implementation == "auto" and placement.device.type == "cuda"
+    if placement.device.type == "cpu" and settings.cpu_onednn and onednn_supports(placement.dtype):
+        if settings.cpu_fused and not placement.compile and settings.attn_implementation != "eager":
+            model = fuse_for_cpu(model, settings.context_len)
+        if not isinstance(model, FusedDecoder):
+            pack_linears(model, placement.dtype)
+        fixed = settings.cpu_linear_threads
+        set_linear_threads(model, fixed if isinstance(fixed, int) else None)
+    if not isinstance(model, FusedDecoder) and (
+        settings.attn_implementation == "slot"
+        or (settings.attn_implementation == "auto" and placement.device.type == "cuda")
     ):
         use_slot_attention(model)
     return model, tokenizer
+
+
+def thread_tuner(settings: EmbeddedSettings, placement: Placement, model: Any) -> ThreadTuner | None:
+    """The tuner of the linear layers' thread count (``cpu_linear_threads: auto`` on a CPU with more CPUs than the
+    engine's thread count), else None (a fixed count, a GPU, or nothing to choose between)."""
+    if placement.device.type != "cpu" or settings.cpu_linear_threads != "auto" or placement.compile:
+        return None
+    if not settings.cpu_onednn or not onednn_supports(placement.dtype):
+        return None  # no packed layers to set
+    base = settings.cpu_threads or default_cpu_threads()
+    wide = cpu_count()
+    if wide <= base:
+        return None
+    return ThreadTuner(model, (base, wide))
 
 
 def footprint(settings: EmbeddedSettings, placement: Placement) -> Footprint | None:

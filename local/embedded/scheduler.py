@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -26,7 +27,7 @@ import torch
 from local.embedded.api import GenerationChunk, TokenLogprob
 from local.embedded.errors import EmbeddedEngineError
 from local.embedded.kv_cache import ProbeCache, SlotKVCache
-from local.embedded.loading import Placement
+from local.embedded.loading import Placement, thread_tuner
 from local.embedded.memory import SCRATCH_KV_ROWS
 from local.embedded.sampling import choose_tokens, gumbel_noise
 from local.embedded.settings import EmbeddedSettings
@@ -139,6 +140,7 @@ class BatchScheduler:
         self.decode_sizes: deque[int] = deque(maxlen=4096)
         # Chunks of one processing pass, handed to each caller's event loop in one call (not one wake-up per token).
         self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[Any], Any]]] = {}
+        self._tuner = thread_tuner(settings, placement, model)
 
     # ---- lifecycle (called from the engine) -------------------------------------------------------------------
     def start(self) -> Future[None]:
@@ -414,7 +416,10 @@ class BatchScheduler:
         by_row: list[Sequence | None] = [None] * (len(self._tokens) if rows is None else rows)
         for seq in active:
             by_row[seq.slot] = seq
+        started = time.perf_counter()
         out, raw = self._run_decode(kv_len, self._sampling_mode(active), rows, by_row)
+        if self._tuner is not None:  # CPU only: the step above ran synchronously, so this is its time
+            self._tuner.observe(len(active), time.perf_counter() - started)
         self.decode_sizes.append(len(active))
         for seq in active:
             seq.next_pos += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -35,15 +35,19 @@ class EmbeddedSettings(BaseModel):
         le=1024,
         description="torch threads on cpu; default: half the CPUs this process may use (one on a 2-core box)",
     )
-    cpu_linear_threads: int | None = Field(
-        default=None,
-        ge=1,
-        le=1024,
-        description="cpu: torch threads for the (oneDNN-packed) linear layers only; default: cpu_threads. On a "
-        "dedicated host, every core here streams the weights faster (docs/benchmarks/local_engine_cpu.md)",
+    cpu_linear_threads: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
+        default="auto",
+        description="cpu: torch threads for the (oneDNN-packed) linear layers only. auto: start on cpu_threads and "
+        "keep measuring decode steps against every CPU this process may use, keeping the faster (a second core "
+        "streams the weights faster on an idle host and stalls on a busy one; docs/benchmarks/local_engine_cpu.md)",
     )
     cpu_onednn: bool = Field(
         default=True, description="cpu: run linear layers through oneDNN with weights packed once at load"
+    )
+    cpu_fused: bool = Field(
+        default=True,
+        description="cpu: run Llama-family models (Llama, Mistral, Qwen2) through the engine's fused forward (q|k|v "
+        "and gate|up as one product each; checked against transformers' at load); off: transformers' modules",
     )
     max_batch_size: int = Field(default=8, ge=1, le=MAX_BATCH_SIZE_CEILING, description="concurrent sequences")
     max_new_tokens_limit: int = Field(default=512, ge=1, le=MAX_CONTEXT_CEILING, description="cap on max_tokens")
