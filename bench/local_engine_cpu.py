@@ -15,7 +15,9 @@ tokens per CPU-second, which does not depend on the neighbours; compare the two 
 The embedded engine runs in-process through its Python API; vLLM through its OpenAI HTTP API with streaming (the
 way the gateway uses it); the HTTP layer costs vLLM well under a millisecond per token on loopback against tens of
 milliseconds per decode step here. vLLM is started with the launch line from docs (``--dtype bfloat16``, 4 GiB KV
-cache), pinned by itself to one core; the embedded engine uses its default thread count (one on a 2-core box).
+cache), pinned by itself to one core; the embedded engine uses its defaults (one torch thread on a 2-core box, the
+linear layers' threads chosen by its tuner while serving, the fused forward). ``--busy-neighbour`` runs a spinning
+process beside each engine in turn, as another tenant of a shared box would.
 Only one vLLM server may run on the shared dev box: the script waits while another ``vllm.entrypoints`` process
 exists and always stops its own. Writes ``bench/out/local_engine_cpu.json``.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -34,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -392,8 +396,28 @@ def print_table(result: dict[str, Any]) -> None:
                 f"{ratio if name == 'embedded' else '':>13} {cpu_ratio if name == 'embedded' else '':>17}"
             )
     print(f"embedded peak RSS {emb['peak_rss_bytes'] / 2**30:.2f} GiB ({emb['dtype']}, {emb['threads']} thread(s))")
+    tuner = emb.get("tuner")
+    print(
+        f"embedded: fused forward {'on' if emb.get('fused') else 'off'}, linear threads {emb.get('linear_threads')}"
+        + (f" (tuner ended on {tuner['final']}, {tuner['switches']} switch(es))" if tuner else "")
+        + (", beside a busy neighbour" if result.get("busy_neighbour") else "")
+    )
     if vl and "rss_bytes" in vl:
         print(f"vLLM RSS {vl['rss_bytes'] / 2**30:.2f} GiB (API server + engine core)")
+
+
+@contextlib.contextmanager
+def _neighbour(busy: bool) -> Iterator[None]:
+    """With ``busy``, one process spinning on a core for the duration (what another tenant of a shared box does)."""
+    if not busy:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -418,6 +442,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vllm-start-s", type=int, default=1800, help="vLLM recompiles on every start: slow when loaded")
     ap.add_argument("--vllm-wait-s", type=int, default=1800, help="how long to wait for another vLLM to stop")
     ap.add_argument("--skip-vllm", action="store_true")
+    ap.add_argument(
+        "--busy-neighbour",
+        action="store_true",
+        help="run a spinning Python process beside each engine (a shared box's neighbour, for the thread tuner)",
+    )
     ap.add_argument("--out", type=Path, default=OUT_DIR / "local_engine_cpu.json")
     ap.add_argument("--phase-embedded", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -431,13 +460,15 @@ def main(argv: list[str] | None = None) -> int:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
     print("embedded engine ...", file=sys.stderr)
-    embedded = run_embedded(args)
+    with _neighbour(args.busy_neighbour):
+        embedded = run_embedded(args)
     partial = args.out.with_suffix(".embedded.json")
     partial.write_text(json.dumps(embedded, indent=2) + "\n", encoding="utf-8")  # kept if the vLLM phase fails
     vllm = None
     if not args.skip_vllm:
         print("vLLM-CPU ...", file=sys.stderr)
-        vllm = run_vllm(args)
+        with _neighbour(args.busy_neighbour):
+            vllm = run_vllm(args)
     result: dict[str, Any] = {
         "benchmark": "local_engine_cpu",
         "command": " ".join(["python", "-m", "bench.local_engine_cpu", *(argv if argv is not None else sys.argv[1:])]),
@@ -448,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         "new_tokens": args.new_tokens,
         "concurrency": args.concurrency,
         "rounds": args.rounds,
+        "busy_neighbour": args.busy_neighbour,
         "embedded": embedded,
         "vllm": vllm,
     }
