@@ -15,7 +15,9 @@ tokens per CPU-second, which does not depend on the neighbours; compare the two 
 The embedded engine runs in-process through its Python API; vLLM through its OpenAI HTTP API with streaming (the
 way the gateway uses it); the HTTP layer costs vLLM well under a millisecond per token on loopback against tens of
 milliseconds per decode step here. vLLM is started with the launch line from docs (``--dtype bfloat16``, 4 GiB KV
-cache), pinned by itself to one core; the embedded engine uses its default thread count (one on a 2-core box).
+cache), pinned by itself to one core; the embedded engine uses its defaults (one torch thread on a 2-core box, the
+linear layers' threads chosen by its tuner while serving, the fused forward). ``--busy-neighbour`` runs a spinning
+process beside each engine in turn, as another tenant of a shared box would.
 Only one vLLM server may run on the shared dev box: the script waits while another ``vllm.entrypoints`` process
 exists and always stops its own. Writes ``bench/out/local_engine_cpu.json``.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -34,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -368,6 +372,45 @@ def run_vllm(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def run_alternating(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """``--alternate N``: one vLLM server, then N pairs of (embedded phase, vLLM phase) back to back.
+
+    A shared VM's speed drifts by tens of percent within minutes (its host's other tenants), so one phase of each
+    engine can land in different weather. Pairs taken minutes apart, and the median of the per-pair ratios, compare
+    the engines under the same conditions. Returns the median-by-tok/s phase of each engine (per concurrency) and
+    the pairs. vLLM's CPU time while the embedded phase runs is recorded, to show the idle server is not a load.
+    """
+    proc, url = (None, args.vllm_url) if args.vllm_url else start_vllm(args)
+    pid = proc.pid if proc is not None else args.vllm_pid
+    pairs: list[dict[str, Any]] = []
+    try:
+        for i in range(args.alternate):
+            print(f"pair {i + 1}/{args.alternate}: embedded ...", file=sys.stderr, flush=True)
+            idle0 = _cpu_seconds(_tree(pid)) if pid else 0.0
+            with _neighbour(args.busy_neighbour):
+                emb = run_embedded(args)
+            idle_cpu = _cpu_seconds(_tree(pid)) - idle0 if pid else None
+            print(f"pair {i + 1}/{args.alternate}: vLLM ...", file=sys.stderr, flush=True)
+            with _neighbour(args.busy_neighbour):
+                vl = asyncio.run(run_vllm_load(url, args, pid))
+            if pid:
+                vl["rss_bytes"] = sum(_rss_of(p) for p in _tree(pid))
+            pairs.append({"embedded": emb, "vllm": vl, "vllm_cpu_s_during_embedded": idle_cpu})
+    finally:
+        if proc is not None:
+            stop_vllm(proc)
+
+    def median_phase(engine: str) -> dict[str, Any]:
+        base = dict(pairs[0][engine])
+        base["rows"] = {}
+        for c in args.concurrency:
+            phases = sorted((p[engine]["rows"][str(c)] for p in pairs), key=lambda row: row["tokens_per_s"])
+            base["rows"][str(c)] = {**phases[len(phases) // 2], "tokens_per_s_all": [r["tokens_per_s"] for r in phases]}
+        return base
+
+    return median_phase("embedded"), median_phase("vllm"), pairs
+
+
 def print_table(result: dict[str, Any]) -> None:
     emb, vl = result["embedded"], result.get("vllm")
     print(f"\n{result['machine']}; {result['model']}; {result['new_tokens']} tokens per request")
@@ -392,8 +435,30 @@ def print_table(result: dict[str, Any]) -> None:
                 f"{ratio if name == 'embedded' else '':>13} {cpu_ratio if name == 'embedded' else '':>17}"
             )
     print(f"embedded peak RSS {emb['peak_rss_bytes'] / 2**30:.2f} GiB ({emb['dtype']}, {emb['threads']} thread(s))")
+    for c, ratios in result.get("ratio_tokens_per_s_per_pair", {}).items():
+        print(f"c={c}: embedded/vLLM tok/s per pair {ratios}, median {statistics.median(ratios):.2f}")
+    tuner = emb.get("tuner")
+    print(
+        f"embedded: fused forward {'on' if emb.get('fused') else 'off'}, linear threads {emb.get('linear_threads')}"
+        + (f" (tuner ended on {tuner['final']}, {tuner['switches']} switch(es))" if tuner else "")
+        + (", beside a busy neighbour" if result.get("busy_neighbour") else "")
+    )
     if vl and "rss_bytes" in vl:
         print(f"vLLM RSS {vl['rss_bytes'] / 2**30:.2f} GiB (API server + engine core)")
+
+
+@contextlib.contextmanager
+def _neighbour(busy: bool) -> Iterator[None]:
+    """With ``busy``, one process spinning on a core for the duration (what another tenant of a shared box does)."""
+    if not busy:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -418,6 +483,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vllm-start-s", type=int, default=1800, help="vLLM recompiles on every start: slow when loaded")
     ap.add_argument("--vllm-wait-s", type=int, default=1800, help="how long to wait for another vLLM to stop")
     ap.add_argument("--skip-vllm", action="store_true")
+    ap.add_argument(
+        "--alternate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep one vLLM server up and run N (embedded, vLLM) pairs back to back; report medians and per-pair ratios",
+    )
+    ap.add_argument(
+        "--busy-neighbour",
+        action="store_true",
+        help="run a spinning Python process beside each engine (a shared box's neighbour, for the thread tuner)",
+    )
     ap.add_argument("--out", type=Path, default=OUT_DIR / "local_engine_cpu.json")
     ap.add_argument("--phase-embedded", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -430,14 +507,20 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--vllm-python: {args.vllm_python} does not exist (or pass --skip-vllm / --vllm-url)")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
-    print("embedded engine ...", file=sys.stderr)
-    embedded = run_embedded(args)
-    partial = args.out.with_suffix(".embedded.json")
-    partial.write_text(json.dumps(embedded, indent=2) + "\n", encoding="utf-8")  # kept if the vLLM phase fails
+    pairs: list[dict[str, Any]] = []
     vllm = None
-    if not args.skip_vllm:
-        print("vLLM-CPU ...", file=sys.stderr)
-        vllm = run_vllm(args)
+    if args.alternate and not args.skip_vllm:
+        embedded, vllm, pairs = run_alternating(args)
+    else:
+        print("embedded engine ...", file=sys.stderr)
+        with _neighbour(args.busy_neighbour):
+            embedded = run_embedded(args)
+        partial = args.out.with_suffix(".embedded.json")
+        partial.write_text(json.dumps(embedded, indent=2) + "\n", encoding="utf-8")  # kept if the vLLM phase fails
+        if not args.skip_vllm:
+            print("vLLM-CPU ...", file=sys.stderr)
+            with _neighbour(args.busy_neighbour):
+                vllm = run_vllm(args)
     result: dict[str, Any] = {
         "benchmark": "local_engine_cpu",
         "command": " ".join(["python", "-m", "bench.local_engine_cpu", *(argv if argv is not None else sys.argv[1:])]),
@@ -448,9 +531,19 @@ def main(argv: list[str] | None = None) -> int:
         "new_tokens": args.new_tokens,
         "concurrency": args.concurrency,
         "rounds": args.rounds,
+        "busy_neighbour": args.busy_neighbour,
         "embedded": embedded,
         "vllm": vllm,
     }
+    if pairs:
+        result["pairs"] = pairs
+        result["ratio_tokens_per_s_per_pair"] = {
+            str(c): [
+                round(p["embedded"]["rows"][str(c)]["tokens_per_s"] / p["vllm"]["rows"][str(c)]["tokens_per_s"], 3)
+                for p in pairs
+            ]
+            for c in args.concurrency
+        }
     if vllm:
         result["ratio_tokens_per_s"] = {
             str(c): round(embedded["rows"][str(c)]["tokens_per_s"] / vllm["rows"][str(c)]["tokens_per_s"], 3)

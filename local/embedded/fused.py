@@ -2,11 +2,11 @@
 
 On a CPU a decode step of a small model is ~200 weight-streaming products plus ~600 small ops, each paying the
 eager dispatcher (docs/benchmarks/local_engine_cpu.md). transformers' modules run q/k/v and gate/up as separate
-products and rotary embedding, RMSNorm and the cache write through several module calls per layer. This forward
-reads the same weights, packed once by oneDNN, as 4 products per layer (q|k|v, o, gate|up, down) and rotates q and k
-together, so each layer is ~20 ops instead of ~35. It keeps transformers' calling convention
-(``input_ids, position_ids, attention_mask, past_key_values, logits_to_keep``) and its KV-cache contract
-(``past_key_values.update(key, value, layer)``), so the engine's scheduler and cache serve it unchanged.
+products, RMSNorm as ~7 kernels and rotary embedding as 5 per tensor. This forward reads the same weights, packed
+once by oneDNN, as 4 products per layer (q|k|v, o, gate|up, down), with each RMSNorm's gain folded into the product
+after it and the norm itself one LayerNorm kernel; q and k are rotated together in 3 kernels. It keeps transformers'
+calling convention (``input_ids, position_ids, attention_mask, past_key_values, logits_to_keep``) and its KV-cache
+contract (``past_key_values.update(key, value, layer)``), so the engine's scheduler and cache serve it unchanged.
 
 It is built from a loaded transformers model and checked against it before it replaces it
 (:func:`fuse_for_cpu`); a model it does not cover (other architectures, sliding-window attention within the
