@@ -1,12 +1,13 @@
-"""What makes the embedded engine fast on a CPU: the torch thread count and oneDNN-packed linear layers.
+"""What makes the embedded engine fast on a CPU: the thread counts and oneDNN-packed linear layers.
 
-Measured on a shared 2-core AMD EPYC (AVX-512 with BF16) with SmolLM2-135M (docs/benchmarks/local-engine-cpu.md):
+Measured on a shared 2-core AMD EPYC (AVX-512 with BF16) with SmolLM2-135M (docs/benchmarks/local_engine_cpu.md):
 a decode step is almost all matrix-vector products, i.e. bound by how fast the weights stream from memory. torch's
 default ``F.linear`` re-reads each fp32 weight in its plain layout; oneDNN's linear with the weight reordered once
 into its blocked layout (what inductor's CPU "freezing" pass does) ran the same products 1.1x (fp32, 1 row) to
 2.3x (fp32, 8 rows) faster, and in bfloat16 about 2.5x faster than plain fp32 at 1 row. Two torch threads on two
 shared cores were slower than one (they thrash with the event loop and other processes), so the default is one
-thread per two logical CPUs.
+thread per two logical CPUs; the linear layers alone stream faster on every CPU when the host is quiet, which
+:class:`ThreadTuner` measures while serving.
 """
 
 from __future__ import annotations
@@ -106,13 +107,13 @@ class ThreadTuner:
     changes with the neighbours, so the tuner keeps measuring: every ``interval`` steps it runs ``probe_steps`` steps
     on the other choice and keeps whichever had the lower median step time at the same batch size (by ``margin``).
     A probe that loses doubles the interval (up to ``max_interval``), so a choice that keeps losing costs a few
-    steps in a thousand; one that wins resets it.
+    steps in a thousand; one that wins halves it (the host changed: look again sooner).
 
     Args:
         model: the module whose :class:`PackedLinear` layers the choice applies to.
         choices: the two thread counts, the first the starting one.
         probe_steps: steps timed per choice for one comparison.
-        interval: steps between probes at first (and after a probe that switched).
+        interval: steps between probes at first (and the shortest gap after probes that switched).
         max_interval: the longest gap between probes.
         margin: the relative gain a probe needs to switch.
     """
@@ -162,7 +163,7 @@ class ThreadTuner:
         if same_rows and _median(probe) < _median(self._recent) * (1 - self._margin):
             self.current = self._other()
             self.switches += 1
-            self._interval = self._base_interval
+            self._interval = max(self._base_interval, self._interval // 2)
             self._recent = probe
             logger.info("linear layers now on %d thread(s): %.1f ms per step", self.current, 1e3 * _median(probe))
         else:
