@@ -122,6 +122,8 @@ def load_model_and_tokenizer(settings: EmbeddedSettings, placement: Placement) -
     if placement.device.type == "cpu" and settings.cpu_onednn and onednn_supports(placement.dtype):
         if settings.cpu_fused and not placement.compile and settings.attn_implementation != "eager":
             model = fuse_for_cpu(model, settings.context_len)
+        elif settings.cpu_fused:
+            logger.info("fused CPU forward not used: compile on or attn_implementation eager asks for transformers'")
         if not isinstance(model, FusedDecoder):
             pack_linears(model, placement.dtype)
         fixed = settings.cpu_linear_threads
