@@ -141,17 +141,18 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout_s: float)
 
 
 def examples(base: str, key: str, model: str) -> str:
-    """Copy-paste examples for curl and the openai SDK."""
+    """Copy-paste examples for curl and the openai SDK, greedy (``temperature: 0``): the answer they promise is the
+    model's, not one draw of a sampler (at the API's default temperature 1 a 135M model also answers nonsense)."""
     expected = "   # -> The capital of France is Paris." if model == DEFAULT_MODEL_NAME else ""
     return f"""
 curl:
   curl -s {base}/v1/chat/completions -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
-    -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "{QUESTION}"}}], "max_tokens": 32}}'
+    -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "{QUESTION}"}}], "max_tokens": 32, "temperature": 0}}'
 
 python (openai SDK):
   from openai import OpenAI
   client = OpenAI(base_url="{base}/v1", api_key="{key}")
-  r = client.chat.completions.create(model="{model}", messages=[{{"role": "user", "content": "{QUESTION}"}}], max_tokens=32)
+  r = client.chat.completions.create(model="{model}", messages=[{{"role": "user", "content": "{QUESTION}"}}], max_tokens=32, temperature=0)
   print(r.choices[0].message.content){expected}
 """
 

@@ -57,4 +57,6 @@ def test_default_model_dir_triggers_the_conversion(monkeypatch: pytest.MonkeyPat
 def test_examples_show_the_real_question_and_answer() -> None:
     text = bootstrap.examples("http://127.0.0.1:8080", "sk-x", DEFAULT_MODEL_NAME)
     assert "What is the capital of France?" in text and "Paris" in text
+    # The promised answer is the greedy one: both examples ask for it (a sampled draw at temperature 1 may not say it).
+    assert text.count('"temperature": 0') == 1 and text.count("temperature=0") == 1
     assert "Paris" not in bootstrap.examples("http://127.0.0.1:8080", "sk-x", "other-model")
