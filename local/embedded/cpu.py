@@ -127,7 +127,7 @@ class ThreadTuner:
         max_interval: int = 1024,
         margin: float = 0.05,
     ) -> None:
-        self._model = model
+        self._layers = [m for m in model.modules() if isinstance(m, PackedLinear)]
         self.choices = choices
         self.current = choices[0]
         self._probe_steps = probe_steps
@@ -139,7 +139,7 @@ class ThreadTuner:
         self._recent: list[tuple[int, float]] = []  # the current choice's last steps: (rows, seconds)
         self._probe: list[tuple[int, float]] | None = None
         self.switches = 0
-        set_linear_threads(model, self.current)
+        self._run_on(self.current)
 
     @property
     def probing(self) -> bool:
@@ -153,7 +153,7 @@ class ThreadTuner:
             self._since += 1
             if self._since >= self._interval and len(self._recent) == self._probe_steps:
                 self._probe = []
-                set_linear_threads(self._model, self._other())
+                self._run_on(self._other())
             return
         self._probe.append((rows, seconds))
         if len(self._probe) < self._probe_steps:
@@ -171,7 +171,11 @@ class ThreadTuner:
             if same_rows:
                 self._interval = min(self._max_interval, self._interval * 2)
             self._recent = []
-        set_linear_threads(self._model, self.current)
+        self._run_on(self.current)
+
+    def _run_on(self, threads: int) -> None:
+        for layer in self._layers:
+            layer.threads = threads
 
     def _other(self) -> int:
         return self.choices[1] if self.current == self.choices[0] else self.choices[0]
@@ -182,7 +186,7 @@ def _median(steps: list[tuple[int, float]]) -> float:
     return times[len(times) // 2]
 
 
-def pack_linears(model: Any, dtype: torch.dtype, threads: int | None = None) -> int:
+def pack_linears(model: Any, dtype: torch.dtype) -> int:
     """Replace every ``nn.Linear`` of ``model`` (including a tied LM head) with a :class:`PackedLinear`.
 
     Embeddings stay as they are (a tied head gets its own packed copy; the embedding table keeps the lookup).
@@ -204,5 +208,5 @@ def pack_linears(model: Any, dtype: torch.dtype, threads: int | None = None) -> 
     for name, module in targets:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, PackedLinear(module, threads))
+        setattr(parent, attr, PackedLinear(module))
     return len(targets)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from local.embedded.cpu import PackedLinear
+from local.embedded.kv_cache import ProbeCache
 
 logger = logging.getLogger(__name__)
 
@@ -262,16 +263,6 @@ def _concat(*linears: torch.nn.Linear, scale: torch.Tensor | None = None) -> tor
     return out
 
 
-class _PassThroughCache:
-    """A cache with no past: attention sees only the fresh keys (a probe prompt in one forward)."""
-
-    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args: Any) -> tuple[Any, Any]:
-        return key, value
-
-    def get_seq_length(self, layer_idx: int = 0) -> int:
-        return 0
-
-
 def _probe_error(model: Any, fused: FusedDecoder) -> float:
     """Mean |fused - transformers| over mean |transformers| of the logits of a fixed probe prompt."""
     vocab = int(fused.head.out_features)
@@ -282,5 +273,5 @@ def _probe_error(model: Any, fused: FusedDecoder) -> float:
     mask = torch.zeros(PROBE_TOKENS, PROBE_TOKENS, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
     mask = mask[None, None]
     want = model(input_ids=ids, position_ids=positions, attention_mask=mask, use_cache=False).logits.float()
-    got = fused(ids, positions, mask, _PassThroughCache()).logits.float()
+    got = fused(ids, positions, mask, ProbeCache()).logits.float()
     return float((got - want).abs().mean() / want.abs().mean().clamp_min(1e-6))

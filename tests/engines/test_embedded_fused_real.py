@@ -15,6 +15,7 @@ from local.embedded.api import GenerationRequest
 from local.embedded.cpu import onednn_supports
 from local.embedded.engine import EmbeddedEngine
 from local.embedded.fused import FusedDecoder
+from local.embedded.kv_cache import ProbeCache
 from local.embedded.loading import auto_dtype
 from local.embedded.settings import EmbeddedSettings
 
@@ -25,11 +26,6 @@ pytestmark = pytest.mark.skipif(not onednn_supports(torch.float32), reason="this
 def _causal(width: int, dtype: torch.dtype) -> torch.Tensor:
     allowed = torch.ones(width, width, dtype=torch.bool).tril()
     return torch.zeros(width, width, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
-
-
-class _NoPast:
-    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args: object) -> tuple[torch.Tensor, ...]:
-        return key, value
 
 
 def test_fused_is_as_close_to_float32_as_transformers_in_the_same_dtype(model_dir: Path) -> None:
@@ -44,7 +40,7 @@ def test_fused_is_as_close_to_float32_as_transformers_in_the_same_dtype(model_di
         del truth
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).eval()
         theirs = model(input_ids=ids, position_ids=positions, attention_mask=_causal(width, dtype)).logits.float()
-        ours = FusedDecoder(model, 512)(ids, positions, _causal(width, dtype), _NoPast()).logits.float()
+        ours = FusedDecoder(model, 512)(ids, positions, _causal(width, dtype), ProbeCache()).logits.float()
 
     def error(logits: torch.Tensor) -> float:
         return float((logits - want).abs().mean() / want.abs().mean())

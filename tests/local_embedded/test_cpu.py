@@ -9,7 +9,7 @@ import torch
 from pydantic import ValidationError
 
 from local.embedded.api import GenerationRequest
-from local.embedded.cpu import PackedLinear, ThreadTuner, onednn_supports, pack_linears
+from local.embedded.cpu import PackedLinear, ThreadTuner, onednn_supports, pack_linears, set_linear_threads
 from local.embedded.settings import EmbeddedSettings
 from tests.local_embedded.conftest import collect, run, start_engine
 from tests.local_embedded.test_generation import PROMPTS, greedy_reference
@@ -34,7 +34,8 @@ def test_packed_linear_equals_linear_and_keeps_the_thread_setting(threads: int |
 
 def test_pack_linears_replaces_every_linear_with_the_thread_setting() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Sequential(torch.nn.Linear(8, 4)))
-    assert pack_linears(model, torch.float32, threads=2) == 2
+    assert pack_linears(model, torch.float32) == 2
+    assert set_linear_threads(model, 2) == 2
     layers = [m for m in model.modules() if isinstance(m, PackedLinear)]
     assert len(layers) == 2 and all(m.threads == 2 for m in layers)
     assert not any(type(m) is torch.nn.Linear for m in model.modules())

@@ -22,7 +22,7 @@ from transformers import (
 from local.embedded import fused as fused_module
 from local.embedded.cpu import PackedLinear, onednn_supports
 from local.embedded.fused import FusedDecoder, fuse_for_cpu, why_not
-from local.embedded.kv_cache import SlotKVCache
+from local.embedded.kv_cache import ProbeCache, SlotKVCache
 from tests.local_embedded.conftest import run, start_engine
 
 pytestmark = pytest.mark.skipif(not onednn_supports(torch.float32), reason="this torch has no oneDNN")
@@ -100,11 +100,9 @@ def test_logits_to_keep_selects_positions() -> None:
     ids = torch.tensor([[5, 17, 3, 88], [60, 2, 2, 71]])
     with torch.inference_mode():
         fused = FusedDecoder(model, 64)
-        full = fused(ids, torch.arange(4)[None].expand(2, -1), _mask(4, 2), fused_module._PassThroughCache()).logits
+        full = fused(ids, torch.arange(4)[None].expand(2, -1), _mask(4, 2), ProbeCache()).logits
         keep = torch.tensor([[3], [1]])
-        some = fused(
-            ids, torch.arange(4)[None].expand(2, -1), _mask(4, 2), fused_module._PassThroughCache(), True, keep
-        )
+        some = fused(ids, torch.arange(4)[None].expand(2, -1), _mask(4, 2), ProbeCache(), True, keep)
     torch.testing.assert_close(some.logits[:, 0], full[torch.arange(2), keep[:, 0]])
 
 
@@ -160,7 +158,7 @@ def test_top_logits_are_recomputed_in_float32_for_a_bfloat16_model() -> None:
             return packed_head(x)
 
         fused.head.forward = head  # type: ignore[method-assign]
-        logits = fused(ids, positions, mask, fused_module._PassThroughCache()).logits
+        logits = fused(ids, positions, mask, ProbeCache()).logits
     assert logits.dtype == torch.float32
     exact = captured["normed"].float() * model.model.norm.weight.float() @ model.lm_head.weight.float().T
     top = logits.topk(fused_module.REFINED_LOGITS, dim=-1).indices
