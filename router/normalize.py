@@ -143,11 +143,6 @@ _HINTED_AT = re.compile(rf"(?>{_AT})(?={_RIGHT_HINT})", re.I)
 _SPACED_AT_HINTED = re.compile(rb" at(?=[ \t]++[a-z0-9\-?]{1,63}(?:[ \t]*[.?\[(<{]|[ \t]+[d?][o?][t?][ \t]|\?))")
 _AT_NEEDLES = (b" at ", b"[at]", b"(at)", b"{at}", b"<at>", b" @", b"@ ", b"\tat ", b" at\t")
 _AT_NEEDLES_WIDE = ("艾特", "圈a")
-# A word pass reports every occurrence of these when no other word holds 艾 or 圈 (a match starting earlier could
-# swallow one, a longer word starting there would hide it): then canonical() reads them off its other-word hits.
-_WIDE_AT_IN_HITS = not any(
-    c in w for w in (*W.DETECT_OTHER_WORDS, *W.COMPLEXITY_OTHER_WORDS) if w not in _AT_NEEDLES_WIDE for c in "艾圈"
-)
 # Where an at-spelling can start (in the lower-cased text): _HINTED_AT is tried only there.
 _AT_FINDS = (b" at ", b" at\t", b"\tat", b"[at]", b"(at)", b"{at}", b"<at>", b"@", b" @")
 _AT_AFTER = (b" ", b"\t")
@@ -267,13 +262,9 @@ def canonical(
     if _SPACED_MARKS.search(tview.marks):
         t = _apply(t, _spaced(t), maps)
         tview = TextView.of(t)
-    # Where "艾特"/"圈a" occur: read off the word pass when the text is still the one it ran on (it finds every
-    # occurrence, see _WIDE_AT_IN_HITS), else searched for.
-    wide_at = (
-        [s for w, s, _ in other_hits if w in _AT_NEEDLES_WIDE]
-        if t is text and other_hits is not None and _WIDE_AT_IN_HITS
-        else None
-    )
+    # Where "艾特"/"圈a" occur: read off the word pass when the text is still the one it ran on (it reports every
+    # occurrence of every other-word), else searched for.
+    wide_at = [s for w, s, _ in other_hits if w in _AT_NEEDLES_WIDE] if t is text and other_hits is not None else None
     at_needle = any(n in low for n in _AT_NEEDLES) if plain else _has_at_needle(low)
     if spelled or at_needle or (not view.ascii and _has_wide_at(t, wide_at)):
         t = _apply(t, _spelled_emails(t, tview.low, wide_at, plain), maps)

