@@ -120,6 +120,10 @@ class Lexicon:
         # A one-word entry occurs whenever its anchor (itself, or a word formed from the stem) does.
         self._one_word = frozenset(w for w in en if _TOKEN.fullmatch(w))
         self._group_of, self._group_rx = _lead_groups(en - self._located - self._one_word - set(self._direct))
+        # the direct phrases by first byte: one memchr per distinct byte ("[at]", "[dot]" share "[")
+        self._direct_by_first: dict[bytes, tuple[str, ...]] = {}
+        for w in sorted(self._direct):
+            self._direct_by_first[w[:1].encode("ascii")] = (*self._direct_by_first.get(w[:1].encode("ascii"), ()), w)
         other = set(other_words)
         self._other_words = sorted(other)
         # Each other-word is looked for at its anchor: its rarest non-ASCII character (router.zh_chars), so ordinary
@@ -173,7 +177,9 @@ class Lexicon:
         anchors = self._anchors.intersection(low.translate(_TO_SPACE).split())
         phrases = {w for a in anchors for w in self._by_anchor[a]}
         # bytes ``in`` with a one-byte needle is a memchr, ~10x faster than a search for the whole word.
-        phrases.update(w for w in self._direct if self._encoded[w][:1] in low)
+        for first, direct in self._direct_by_first.items():
+            if first in low:
+                phrases.update(direct)
         en: list[Hit] = []
         present: set[str] = set()
         groups: set[bytes] = set()
