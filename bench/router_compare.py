@@ -85,7 +85,7 @@ def plot(data: dict[str, Any], path: Path = PLOT) -> None:
     ax.set_title(f"Router decision p99, {data['machine']}")
     ax.legend(fontsize=8)
     names = ["baseline", "this tree"]
-    bx.boxplot([[r["mixed"]["4KB"]["p50_us"] for r in data["runs"][n]] for n in names], labels=names)
+    bx.boxplot([[r["mixed"]["4KB"]["p50_us"] for r in data["runs"][n]] for n in names], tick_labels=names)
     bx.set_ylabel("4 KB mixed p50 (µs)")
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
@@ -95,7 +95,7 @@ def plot(data: dict[str, Any], path: Path = PLOT) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", type=Path, required=True, help="another checkout of the project")
+    parser.add_argument("--baseline", type=Path, help="another checkout of the project (required unless --plot-only)")
     parser.add_argument("--rounds", type=int, default=10, help="runs per tree (default 10)")
     parser.add_argument("--label", default=None, help="what the baseline is (default: its git commit)")
     parser.add_argument("--plot", action="store_true", help=f"also draw {PLOT} (needs matplotlib)")
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         plot(json.loads(OUT.read_text()))
         print(f"wrote {PLOT}")
         return 0
-    if not (args.baseline / "router" / "handler.py").is_file():
+    if args.baseline is None or not (args.baseline / "router" / "handler.py").is_file():
         parser.error(f"--baseline {args.baseline}: no router/handler.py there (expected a checkout of this project)")
     if not 1 <= args.rounds <= 500:
         parser.error("--rounds: expected 1-500")
