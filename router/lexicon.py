@@ -307,8 +307,8 @@ def anchor_regexes(anchored: dict[str, list[tuple[str, int]]]) -> tuple[re.Patte
     as one character set (~3 ns per character). Where an anchor occurs without its word (the 卡 of 信用卡 for
     持卡人), ``re`` goes on to test every other anchor's alternative before giving up (~1.8 ns each): the anchors are
     split in :data:`ANCHOR_SPLITS` regexes by how common they are, which halves that cost for one more scan (the
-    best split for ~100 anchors: 11.3 -> 8.5 µs on the 4 KB mixed bench prompt, 73 -> 60 µs on 4 KB of Chinese
-    reviews; three regexes gain no more, six lose).
+    best split for ~100 anchors: 11.3 -> 8.5 µs on the 4 KB mixed bench prompt, 73 -> 60 µs on 4,000 characters
+    of Chinese reviews; three regexes gain no more, six lose).
     """
     by_rank = sorted(anchored, key=lambda a: (_RANK.get(a, len(_RANK)), a))
     size = -(-len(by_rank) // ANCHOR_SPLITS)
