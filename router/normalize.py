@@ -110,7 +110,6 @@ _ONE_FOR_ONE_FAST = re.compile(
     + f"|(?={_MAYBE_DIGIT})|(?={_SEP_CLASS}{_MAYBE_DIGIT}))",
     re.DOTALL,
 )
-_COMPAT_TABLE = str.maketrans(_COMPAT)
 _NUM_TOKEN = "(?:" + "|".join(sorted((*W.NUMBER_WORDS, *W.REPEAT_WORDS), key=len, reverse=True)) + r"|\d{1,6})"
 _NUM_RUN = re.compile(
     rf"(?i)(?<![a-z0-9]){_NUM_TOKEN}(?:(?:[ \t,./\-]{{1,3}}|[ \t]*\r?\n[ \t]*){_NUM_TOKEN}){{3,}}(?![a-z0-9])"
@@ -349,29 +348,34 @@ def _one_for_one(text: str, view: TextView | None = None, plain: bool = False) -
         return text
     if any(text[i] in _COMPAT for i in found):
         return _one_for_one_plain(text)  # rare: the translation turns some neighbours into digits or separators
-    chars: list[str] | None = None
-    for i in found:  # only Chinese digits here, each with a possible digit next to it
-        if _digit_next_to(text, i):
-            if chars is None:
-                chars = list(text)
-            chars[i] = _ZH_DIGITS[text[i]]
-    return text if chars is None else "".join(chars)
+    # only Chinese digits here, each with a possible digit next to it
+    return _put(text, [(i, _ZH_DIGITS[text[i]]) for i in found if _digit_next_to(text, i)])
 
 
 def _one_for_one_plain(text: str) -> str:
     found = [(m.start(), m.group()) for m in _ONE_FOR_ONE.finditer(text)]
     if not found:
         return text
-    if any(c in _COMPAT for _, c in found):
-        text = text.translate(_COMPAT_TABLE)  # rare: full-width letters come along with the digits or "@"
-    chars: list[str] | None = None
-    for i, c in found:  # a Chinese digit is no compatibility character: the translation left it as it was
-        digit = _ZH_DIGITS.get(c)
-        if digit is not None and _digit_next_to(text, i):
-            if chars is None:
-                chars = list(text)
-            chars[i] = digit
-    return text if chars is None else "".join(chars)
+    # Full-width letters come along with the digits or "@" (the scan's class holds every key of the table).
+    text = _put(text, [(i, _COMPAT[c]) for i, c in found if c in _COMPAT])
+    # a Chinese digit is no compatibility character: the first step left it as it was
+    return _put(text, [(i, _ZH_DIGITS[c]) for i, c in found if c in _ZH_DIGITS and _digit_next_to(text, i)])
+
+
+def _put(text: str, chars: list[tuple[int, str]]) -> str:
+    """``text`` with ``text[i]`` replaced by ``c`` for each ``(i, c)`` in ``chars`` (ascending ``i``, one character
+    each). Slices, not ``list(text)`` or ``str.translate``: on Chinese text those make one object or one dict lookup
+    per character (~25 and ~60 ns), 100-240 µs for 4,000 characters holding one full-width letter or 一 next to a
+    digit."""
+    if not chars:
+        return text
+    pieces: list[str] = []
+    at = 0
+    for i, c in chars:
+        pieces += (text[at:i], c)
+        at = i + 1
+    pieces.append(text[at:])
+    return "".join(pieces)
 
 
 def _is_digitish(c: str) -> bool:

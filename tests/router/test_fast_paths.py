@@ -587,3 +587,23 @@ def test_a_text_of_room_words_costs_no_search_per_word(monkeypatch: pytest.Monke
     assert searches == []
     found = Detector().scan("上海市浦东新区张江路88号3号楼502室")
     assert searches and any(f.type == "address" for f in found)
+
+
+def _one_for_one_by_translate(text: str) -> str:
+    """What normalize._one_for_one_plain did before: translate the whole text, then the Chinese digits."""
+    found = [(m.start(), m.group()) for m in normalize._ONE_FOR_ONE.finditer(text)]
+    if any(c in normalize._COMPAT for _, c in found):
+        text = text.translate(str.maketrans(normalize._COMPAT))
+    chars = list(text)
+    for i, c in found:
+        if c in normalize._ZH_DIGITS and normalize._digit_next_to(text, i):
+            chars[i] = normalize._ZH_DIGITS[c]
+    return "".join(chars)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.sampled_from(ONE_FOR_ONE_PIECES), max_size=40).map("".join))
+@example(text="我的卡号是４１１１一二三四，ｅｍａｉｌ：ｌｉ＠ｑｑ．ｃｏｍ")
+def test_one_for_one_changes_only_the_characters_translate_changes(text: str) -> None:
+    assert normalize._one_for_one_plain(text) == _one_for_one_by_translate(text)
+    assert normalize._one_for_one(text, TextView.of(text)) == _one_for_one_by_translate(text)
