@@ -11,10 +11,11 @@ character can start a match, so a regex over ~150 English words costs ~15 ns per
 - Chinese words and a few non-ASCII punctuation/math characters: only when the text is not pure ASCII (ASCII
   punctuation is counted on the view by its users), on the text's wide view (``TextView.wide``: its non-ASCII
   stretches with context; ~2x cheaper than the whole of a mixed English/Chinese text). Each word is looked for at its
-  anchor, its rarest character in real Chinese (``router.zh_chars``): one regex stops only at an anchor with its word
-  around it. ``re`` spends ~0.2 µs at each place it tries, and words anchored at their first character were tried at
-  every 分 and 我; anchored at 析 and 叫 they are tried a third as often in ordinary text (2x faster on Chinese
-  reviews). Every occurrence of every word is reported, overlapping ones included (居住在 and 住在).
+  anchor, its rarest character in real Chinese (``router.zh_chars``): two regexes (:func:`anchor_regexes`) stop only
+  at an anchor with its word around it. ``re`` spends ~0.1-0.2 µs at each place it tries, and words anchored at their
+  first character were tried at every 分 and 我; anchored at 析 and 叫 they are tried about half as often in ordinary
+  text (1.6-1.75x faster on Chinese reviews). Every occurrence of every word is reported, overlapping ones included
+  (居住在 and 住在).
 """
 
 from __future__ import annotations
@@ -121,9 +122,9 @@ class Lexicon:
         self._one_word = frozenset(w for w in en if _TOKEN.fullmatch(w))
         self._group_of, self._group_rx = _lead_groups(en - self._located - self._one_word - set(self._direct))
         # the direct phrases by first byte: one memchr per distinct byte ("[at]", "[dot]" share "[")
-        self._direct_by_first: dict[bytes, tuple[str, ...]] = {}
+        self._direct_by_first: dict[bytes, list[str]] = {}
         for w in sorted(self._direct):
-            self._direct_by_first[w[:1].encode("ascii")] = (*self._direct_by_first.get(w[:1].encode("ascii"), ()), w)
+            self._direct_by_first.setdefault(self._encoded[w][:1], []).append(w)
         other = set(other_words)
         self._other_words = sorted(other)
         # Each other-word is looked for at its anchor: its rarest non-ASCII character (router.zh_chars), so ordinary
