@@ -30,24 +30,28 @@ TARGET_US = 150.0
 CELLS = (("mixed", "4KB"), ("english", "4KB"), ("mixed", "256B"))
 
 
-def _run(tree: Path, bench: Path) -> dict[str, Any]:
-    """One ``--decision-only`` run of ``tree``'s router (this tree's benchmark script copied in a temp dir)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "bench").mkdir()
-        shutil.copy(bench, Path(tmp) / "bench" / "router.py")
-        (Path(tmp) / "bench" / "__init__.py").write_text("")
-        # run from the temp dir: ``-m`` puts the working directory first on the path, so ``bench`` is the copy and
-        # ``router`` the tree's
-        env = os.environ | {"PYTHONPATH": str(tree.resolve()), "PYTHONDONTWRITEBYTECODE": "1"}
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.router", "--decision-only"],
-            cwd=tmp,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+def _run(tree: Path, staged: Path) -> dict[str, Any]:
+    """One ``--decision-only`` run of ``tree``'s router with the benchmark script staged in ``staged``
+    (:func:`_stage`). It runs from there: ``-m`` puts the working directory first on the path, so ``bench`` is the
+    staged copy and ``router`` the tree's."""
+    env = os.environ | {"PYTHONPATH": str(tree.resolve()), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.router", "--decision-only"],
+        cwd=staged,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _stage(bench: Path, into: Path) -> Path:
+    """This tree's ``bench/router.py`` alone as a ``bench`` package in ``into`` (both trees are timed by it)."""
+    (into / "bench").mkdir()
+    shutil.copy(bench, into / "bench" / "router.py")
+    (into / "bench" / "__init__.py").write_text("")
+    return into
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -110,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.rounds <= 500:
         parser.error("--rounds: expected 1-500")
     here = Path.cwd()
-    bench = here / "bench" / "router.py"
 
     def commit(tree: Path) -> str:
         proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True)
@@ -120,17 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     labels = {"baseline": args.label or commit(args.baseline), "this tree": commit(here)}
     runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "this tree": []}
     started = time.time()
-    for i in range(args.rounds):
-        for name, tree in (("baseline", args.baseline), ("this tree", here)):
-            result = _run(tree, bench)
-            result["loadavg"] = os.getloadavg()[0]
-            runs[name].append(result)
-        b, t = runs["baseline"][-1]["mixed"]["4KB"], runs["this tree"][-1]["mixed"]["4KB"]
-        print(
-            f"round {i + 1}/{args.rounds}: 4 KB mixed p50/p99 baseline {b['p50_us']}/{b['p99_us']}, "
-            f"this tree {t['p50_us']}/{t['p99_us']} µs (load {os.getloadavg()[0]:.2f})",
-            flush=True,
-        )
+    with tempfile.TemporaryDirectory() as stage_dir:
+        staged = _stage(here / "bench" / "router.py", Path(stage_dir))
+        for i in range(args.rounds):
+            for name, tree in (("baseline", args.baseline), ("this tree", here)):
+                result = _run(tree, staged)
+                result["loadavg"] = os.getloadavg()[0]
+                runs[name].append(result)
+            b, t = runs["baseline"][-1]["mixed"]["4KB"], runs["this tree"][-1]["mixed"]["4KB"]
+            print(
+                f"round {i + 1}/{args.rounds}: 4 KB mixed p50/p99 baseline {b['p50_us']}/{b['p99_us']}, "
+                f"this tree {t['p50_us']}/{t['p99_us']} µs (load {os.getloadavg()[0]:.2f})",
+                flush=True,
+            )
     data = {
         "machine": f"{_cpu_model()}, {os.cpu_count()} vCPUs, Python {platform.python_version()}",
         "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),

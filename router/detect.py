@@ -38,12 +38,12 @@ from router.words import (
 CONTEXT_WINDOW = 28  # characters before a number searched for a context word
 
 
-def _country_alternation_lower(codes: Iterable[str]) -> bytes:
-    """``a[delt]|b[aeghiry]|...`` in bytes: the lower-case IBAN country codes grouped by first letter."""
+def _country_alternation(codes: Iterable[str]) -> str:
+    """``A[DELTZ]|B[AEGHIRY]|...``: re tries alternatives one by one, so 24 first letters beat ~90 whole codes."""
     by_first: dict[str, str] = {}
-    for code in sorted(c.lower() for c in codes):
+    for code in sorted(codes):
         by_first[code[0]] = by_first.get(code[0], "") + code[1]
-    return "|".join(f"{first}[{seconds}]" for first, seconds in by_first.items()).encode("ascii")
+    return "|".join(f"{first}[{seconds}]" for first, seconds in by_first.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ _DIGIT_VIEW = bytes.maketrans(
 # 1-29 more digits (7-35 in all) and nothing that continues the run.
 _SKIPPED_RUN = (
     b"(?<=[^0?]{9}[a-z]0{6})(?<!(?:"
-    + _country_alternation_lower(W.IBAN_COUNTRIES)
+    + _country_alternation(c.lower() for c in W.IBAN_COUNTRIES).encode("ascii")
     + b")0{6})0{%d,%d}+(?!-{0,3}+0)" % (_NUMBER_MIN_DIGITS - 6, _NUMBER_MAX_DIGITS - 6)
 )
 _DIGIT_RUN_KEPT = re.compile(b"0(?<!00)" + b"(?:-{0,3}+0)" * 5 + b"(?!" + _SKIPPED_RUN + b")(?:-{0,3}+0)*+")
@@ -108,17 +108,6 @@ _EMAIL_RIGHT = re.compile(r"[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,6}\.[
 # ---------------------------------------------------------------- IBAN, passport, SSN with context
 _IBAN_ANYCASE = re.compile(r"(?i)[a-z]{2}\d{2}(?:[ \-./\n]?[a-z0-9]{4}){2,7}(?:[ \-./\n]?[a-z0-9]{1,3})?")
 _IBAN_SEPS = str.maketrans("", "", " -./\n")
-# Countries that issue IBANs (ISO 3166 codes from the SWIFT IBAN registry); anything else is a code, not an IBAN.
-
-
-def _country_alternation(codes: Iterable[str]) -> str:
-    """``A[DELTZ]|B[AEGHIRY]|...``: re tries alternatives one by one, so 24 first letters beat ~90 whole codes."""
-    by_first: dict[str, str] = {}
-    for code in sorted(codes):
-        by_first[code[0]] = by_first.get(code[0], "") + code[1]
-    return "|".join(f"{first}[{seconds}]" for first, seconds in by_first.items())
-
-
 # How an IBAN that can pass iban_ok starts (country code, check digits): one cheap search rules out most numbers
 # glued to letters (order numbers, codes) before any IBAN-shaped match is tried. Any case: people type IBANs in
 # lower case (gb33bukb...) as readily as in capitals; the mod-97 check guards precision either way.

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from typing import Any
 
 # ``marks``: one byte per character saying what it is, for the digit-run and punctuation passes.
 DIGIT = b"0"  # 0-9
@@ -68,6 +67,17 @@ _STRETCH = re.compile(rb"\?[?]*+(?:[^?]{1,%d}\?[?]*+)*+" % _WIDE_GAP)
 _ODD_LOWER = ("\u0130", "\u212a")  # İ -> "i̇" (two characters), Kelvin sign -> "k"
 
 
+@dataclass(slots=True)
+class _Wide:
+    """A text's wide view (:meth:`TextView.wide`), its stretches, and :meth:`TextView.from_wide`'s tables (built on
+    the first mapping: most texts have no hit to map)."""
+
+    text: str
+    spans: list[tuple[int, int]]
+    starts: list[int] | None = None  # where each piece starts in the wide view
+    origins: list[int] = field(default_factory=list)  # ... and in the text
+
+
 @dataclass(frozen=True, slots=True)
 class TextView:
     """A text and its byte views (index ``i`` of a view is character ``i`` of ``text``; but see ``lower``).
@@ -87,8 +97,7 @@ class TextView:
     low: bytes
     marks: bytes
     lower: str | None
-    # wide(): filled on first use with the wide view and its stretches, then from_wide()'s two tables
-    _wide: list[Any] = field(default_factory=list, compare=False, repr=False)
+    _wide: _Wide | None = field(default=None, compare=False, repr=False)  # built by wide() on first use
 
     @classmethod
     def of(cls, text: str, lower: str | None = None) -> TextView:
@@ -107,7 +116,7 @@ class TextView:
             lower = text.lower()
         view = text.encode("ascii", "replace")
         low = view.lower() if lower is None else lower.encode("ascii", "replace")
-        return cls(text, is_ascii, low, view.translate(_MARKS), lower, [])
+        return cls(text, is_ascii, low, view.translate(_MARKS), lower)
 
     def wide(self) -> str:
         """The text's non-ASCII stretches with their context, for passes that only start at non-ASCII characters.
@@ -116,27 +125,31 @@ class TextView:
         before it and :data:`WIDE_AFTER` after it as in the text (fewer only where the text itself ends); pieces
         are joined by :data:`WIDE_JOIN`. Built on first use and kept; :meth:`from_wide` maps a position back.
         """
-        if not self._wide:
-            text = self.text
-            spans = [m.span() for m in _STRETCH.finditer(self.marks)]
-            pieces = [text[s - WIDE_BEFORE if s > WIDE_BEFORE else 0 : e + WIDE_AFTER] for s, e in spans]
-            self._wide.append(WIDE_JOIN.join(pieces))
-            self._wide.append(spans)
-        return self._wide[0]
+        return self._wide_view().text
 
     def from_wide(self, pos: int) -> int:
         """The text offset of position ``pos`` of :meth:`wide` (``pos`` inside a piece, not on a join)."""
-        if len(self._wide) == 2:  # first call: where each piece starts in the wide view and in the text
-            starts, origins, at, n = [], [], 0, len(self.text)
-            for s, e in self._wide[1]:
+        wide = self._wide_view()
+        if wide.starts is None:  # first call: where each piece starts in the wide view and in the text
+            starts, at, n = [], 0, len(self.text)
+            for s, e in wide.spans:
                 origin = s - WIDE_BEFORE if s > WIDE_BEFORE else 0
                 starts.append(at)
-                origins.append(origin)
+                wide.origins.append(origin)
                 at += min(e + WIDE_AFTER, n) - origin + len(WIDE_JOIN)
-            self._wide.extend((starts, origins))
-        starts, origins = self._wide[2], self._wide[3]
-        k = bisect_right(starts, pos) - 1
-        return origins[k] + pos - starts[k]
+            wide.starts = starts
+        k = bisect_right(wide.starts, pos) - 1
+        return wide.origins[k] + pos - wide.starts[k]
+
+    def _wide_view(self) -> _Wide:
+        if self._wide is not None:
+            return self._wide
+        text = self.text
+        spans = [m.span() for m in _STRETCH.finditer(self.marks)]
+        pieces = [text[s - WIDE_BEFORE if s > WIDE_BEFORE else 0 : e + WIDE_AFTER] for s, e in spans]
+        wide = _Wide(WIDE_JOIN.join(pieces), spans)
+        object.__setattr__(self, "_wide", wide)  # a cache on a frozen view
+        return wide
 
     def lower_slice(self, start: int, end: int) -> str:
         """``text.lower()[start:end]`` without lower-casing the whole text."""
@@ -150,4 +163,4 @@ class TextView:
             return self.marks.count(QUESTION)
         # A count is one C loop; as a word-pass hit each ？ would cost a match object (~3x more in Chinese text). The
         # wide view, when built, holds every non-ASCII character once: a fifth of a mixed text to count in.
-        return self.text.count("?") + (self._wide[0] if self._wide else self.text).count("？")
+        return self.text.count("?") + (self.text if self._wide is None else self._wide.text).count("？")

@@ -483,7 +483,7 @@ def test_digit_view_skips_only_order_numbers_the_python_step_skips(text: str) ->
     view = TextView.of(text)
     fast = [m.span() for m in detect._number_matches(view)]
     # the marks' route: every run, each skipped or not in Python (what _number_matches does for a text with "İ")
-    marks_view = TextView(view.text, view.ascii, view.low, view.marks, view.text.lower(), [])
+    marks_view = TextView(view.text, view.ascii, view.low, view.marks, view.text.lower())
     assert fast == [m.span() for m in detect._number_matches(marks_view)]
     fast_found: list[detect.Finding] = []
     plain_found: list[detect.Finding] = []
@@ -504,7 +504,7 @@ def test_digit_view_skip_window_and_country_edges() -> None:
     ]
     for text in cases:
         view = TextView.of(text)
-        marks_view = TextView(view.text, view.ascii, view.low, view.marks, view.text.lower(), [])
+        marks_view = TextView(view.text, view.ascii, view.low, view.marks, view.text.lower())
         assert [m.span() for m in detect._number_matches(view)] == [
             m.span() for m in detect._number_matches(marks_view)
         ], text
